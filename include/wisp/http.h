@@ -1,0 +1,108 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* The HTTP server wisp's daemons are built on: listeners (plain or TLS, in
+ * the current network namespace or another one), hard limits, worker
+ * threads, and a route table matched by Host suffix, method and path
+ * prefix. lib/http/ is the only code that includes the HTTP library (h2o);
+ * handlers see only the types below. Handlers run on a worker thread and
+ * answer synchronously, exactly once, with wisp_http_respond(). */
+#ifndef WISP_HTTP_H
+#define WISP_HTTP_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include "wisp/err.h"
+
+struct wisp_http_server;
+
+/* One request. Every pointer is request-scoped: valid until the handler has
+ * called wisp_http_respond() and returned. Strings are NUL-terminated. */
+struct wisp_http_req {
+    const char *method;    /* "GET", "POST", ... */
+    const char *host;      /* Host/authority, lowercased, port stripped; "" if absent */
+    const char *path;      /* raw (undecoded) path, without the query; starts with '/' */
+    const char *query;     /* raw query string without '?'; "" if none */
+    const char *body;      /* request body (may contain NUL bytes); "" if none */
+    size_t body_len;
+    const char *peer_ip;   /* source address as text ("127.0.0.1", "198.18.0.5") */
+    int tls;               /* 1 when the request arrived over TLS */
+    void *thread_data;     /* what on_thread_start returned for this worker */
+    void *impl;            /* private to lib/http */
+};
+
+/* A handler answers the request with wisp_http_respond() before it returns.
+ * ctx is the route's ctx. */
+typedef void (*wisp_http_handler)(struct wisp_http_req *req, void *ctx);
+
+/* Case-insensitive header lookup. Returns a request-scoped copy of the first
+ * value, or NULL. */
+const char *wisp_http_header(struct wisp_http_req *req, const char *name);
+
+/* Returns the percent-decoded value of query parameter key ("+" decodes to
+ * a space), request-scoped, or NULL when absent. A value that decodes to
+ * bytes containing NUL is treated as absent. */
+const char *wisp_http_query(struct wisp_http_req *req, const char *key);
+
+/* Request-scoped allocation (freed when the request completes). Never NULL. */
+void *wisp_http_alloc(struct wisp_http_req *req, size_t n);
+char *wisp_http_strdup(struct wisp_http_req *req, const char *s);
+
+/* Adds a response header; name and value are copied. Values containing CR or
+ * LF are refused (the header is dropped and an error is logged) so no caller
+ * can split a response. Call before wisp_http_respond(). */
+void wisp_http_add_header(struct wisp_http_req *req, const char *name, const char *value);
+
+/* Sends the response: status, Content-Type (NULL for none), body (copied).
+ * Headers and body go out in one write. Call exactly once per request. */
+void wisp_http_respond(struct wisp_http_req *req, int status, const char *content_type,
+                       const char *body, size_t len);
+
+/* Limits, enforced before a handler runs. Zero fields take the defaults in
+ * brackets. Over-limit requests get 413/431/400 and, where HTTP/1.1 framing
+ * is in doubt, the connection is closed. */
+struct wisp_http_limits {
+    size_t max_header_bytes;  /* request line + headers [16384] */
+    size_t max_headers;       /* header count [64] */
+    size_t max_body;          /* body bytes [8 MiB] */
+    unsigned idle_timeout_ms; /* idle keep-alive / slow request [30000] */
+};
+
+struct wisp_http_config {
+    struct wisp_http_limits limits;
+    unsigned n_threads; /* worker threads, each with its own event loop [2] */
+    /* Called once on each worker thread before it serves; its result becomes
+     * req->thread_data there. May be NULL. */
+    void *(*on_thread_start)(unsigned idx, void *user);
+    void (*on_thread_stop)(void *thread_data, void *user);
+    void *user;
+};
+
+/* Creates a server. Caller frees with wisp_http_server_free(). Never NULL. */
+struct wisp_http_server *wisp_http_server_new(const struct wisp_http_config *cfg);
+void wisp_http_server_free(struct wisp_http_server *srv);
+
+/* Adds a route; routes are tried in the order added, first match wins.
+ * host_suffix: NULL matches any host; "googleapis.com" matches that host and
+ * any "*.googleapis.com". method: NULL for any. prefix: path prefix ("/" for
+ * all). Strings are borrowed and must outlive the server. Requests matching
+ * no route get 404 with a Google-style error body. */
+void wisp_http_route(struct wisp_http_server *srv, const char *host_suffix, const char *method,
+                     const char *prefix, wisp_http_handler fn, void *ctx);
+
+/* Opens a listening socket on addr:port (port 0 picks a free one, written to
+ * *port_out if not NULL). When cert_pem_file and key_pem_file are given the
+ * listener speaks TLS (OpenSSL, ALPN http/1.1). netns_path, when not NULL,
+ * names a network namespace (e.g. /run/netns/X) in which the socket is
+ * created; the calling thread returns to its own namespace before this
+ * returns. Must be called before wisp_http_server_run(). */
+enum wisp_err wisp_http_listen(struct wisp_http_server *srv, const char *addr, int port,
+                               const char *cert_pem_file, const char *key_pem_file,
+                               const char *netns_path, int *port_out);
+
+/* Serves until wisp_http_server_stop(). Blocks the calling thread; starts
+ * cfg.n_threads workers which share the listeners. */
+enum wisp_err wisp_http_server_run(struct wisp_http_server *srv);
+
+/* Asks run() to return after in-flight requests finish. Async-signal-safe. */
+void wisp_http_server_stop(struct wisp_http_server *srv);
+
+#endif

@@ -1,0 +1,99 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* Internal to lib/http: the server, worker and request structures shared by
+ * server.c (listeners, threads, shutdown) and req.c (dispatch and the
+ * request API). Nothing outside lib/http includes this or h2o. */
+#ifndef WISP_HTTP_INTERNAL_H
+#define WISP_HTTP_INTERNAL_H
+
+/* Debian's libh2o-evloop is h2o built on its own epoll loop, but its .pc
+ * file does not say so; without this h2o.h expects libuv. */
+#define H2O_USE_LIBUV 0
+#include <h2o.h>
+#include <pthread.h>
+#include "http/head.h"
+#include "wisp/http.h"
+
+/* h2o's own hard ceilings (picohttpparser's header array, its read cap):
+ * past them h2o answers 400 itself, before wisp sees anything. */
+#define WISP__HTTP_H2O_MAX_HEADERS ((size_t)H2O_MAX_HEADERS)
+#define WISP__HTTP_H2O_MAX_REQLEN ((size_t)H2O_MAX_REQLEN)
+
+struct wisp__http_route {
+    const char *host_suffix; /* borrowed; NULL for any host */
+    size_t host_suffix_len;
+    const char *method; /* borrowed; NULL for any method */
+    const char *prefix; /* borrowed */
+    size_t prefix_len;
+    wisp_http_handler fn;
+    void *ctx;
+};
+
+struct wisp__http_listener {
+    int *fds; /* n_fds listening sockets (one per worker with SO_REUSEPORT); -1 once a worker owns
+                 one */
+    size_t n_fds;
+    SSL_CTX *ssl_ctx; /* NULL for plain HTTP; owned */
+};
+
+/* One listener as seen by one worker. accept_ctx must outlive every
+ * connection accepted through it (h2o keeps a pointer). */
+struct wisp__http_lsock {
+    struct wisp__http_worker *w;
+    h2o_accept_ctx_t accept_ctx;
+    h2o_socket_t *sock; /* NULL once closed */
+};
+
+/* An accepted socket, tracked so that shutdown can find idle connections:
+ * h2o 2.2.5 has no API to close its HTTP/1 connections. */
+struct wisp__http_conn {
+    h2o_linklist_t link;
+    h2o_socket_t *sock;
+    struct wisp__http_worker *w;
+    int shut; /* shutdown(2) already issued */
+};
+
+struct wisp__http_worker {
+    struct wisp_http_server *srv;
+    unsigned idx;
+    pthread_t thread;
+    int started;
+    h2o_evloop_t *loop;
+    h2o_context_t ctx;               /* must stay addressable: req.c finds the worker from it */
+    struct wisp__http_lsock *lsocks; /* one per listener */
+    h2o_socket_t *stop_sock;         /* our dup of the server's eventfd */
+    h2o_linklist_t conns;            /* struct wisp__http_conn */
+    void *thread_data;               /* from cfg.on_thread_start */
+    int stopping;                    /* only touched by this worker */
+};
+
+/* h2o handler glue: h2o_create_handler() allocates this and h2o owns it. */
+struct wisp__http_glue {
+    h2o_handler_t super;
+    struct wisp_http_server *srv;
+};
+
+struct wisp_http_server {
+    struct wisp_http_config cfg; /* with defaults applied */
+    h2o_globalconf_t gconf;
+    struct wisp__http_route *routes;
+    size_t n_routes, cap_routes;
+    struct wisp__http_listener *listeners;
+    size_t n_listeners;
+    struct wisp__http_worker *workers; /* cfg.n_threads, during run() */
+    int stop_fd; /* eventfd written by stop(); never read, so it stays readable */
+    int ran;     /* run() has been called */
+};
+
+/* Per-request state, allocated in the h2o request pool. pub.impl points
+ * back here. */
+struct wisp__http_state {
+    struct wisp_http_req pub;
+    h2o_req_t *h2o;
+    struct wisp__http_head head;
+    int responded;
+};
+
+/* The h2o on_req callback for the single "/" path (req.c). */
+int wisp__http_on_req(h2o_handler_t *self, h2o_req_t *req);
+
+#endif
