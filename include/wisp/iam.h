@@ -1,0 +1,73 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* IAM: roles, allow policies and the authorization decision. Pure: no I/O
+ * here. Callers load the policies of a resource and its ancestors from the
+ * store and pass them in; authorize() says allow or deny, and why. */
+#ifndef WISP_IAM_H
+#define WISP_IAM_H
+
+#include <jansson.h>
+#include <stddef.h>
+#include <stdint.h>
+#include "wisp/err.h"
+#include "wisp/cond.h"
+#include "wisp/member.h"
+
+/* --- roles ----------------------------------------------------------------- */
+
+/* The predefined roles (data/roles.json, built in): the role object
+ * {"name","title","description","stage","includedPermissions":[...]}, or NULL.
+ * Borrowed; valid for the life of the process. */
+const json_t *wisp_iam_role_get(const char *role);
+/* All predefined roles, as a JSON array (borrowed). */
+const json_t *wisp_iam_roles_all(void);
+/* 1 if the predefined role grants permission. */
+int wisp_iam_role_grants(const char *role, const char *permission);
+/* 1 if permission is granted by some predefined role (a known permission). */
+int wisp_iam_permission_known(const char *permission);
+
+/* --- policies -------------------------------------------------------------- */
+
+#define WISP_IAM_EMPTY_ETAG "ACAB"
+#define WISP_IAM_MAX_MEMBERS 1500
+
+/* Etag text for a store revision (0 → "ACAB", the empty policy's); caller
+ * frees. And back: WISP_EINVAL if the etag is not one wisp made. */
+char *wisp_iam_etag_make(int64_t rev);
+enum wisp_err wisp_iam_etag_parse(const char *etag, int64_t *rev_out);
+
+/* Validates a policy a client sent (setIamPolicy) and returns it in stored
+ * form: members canonical and deduplicated, bindings of the same role and
+ * condition merged, empty bindings dropped, "etag" and "version" removed.
+ * Checks: version 0, 1 or 3; conditions need version 3, a title and an
+ * expression; roles predefined or custom ("projects/P/roles/R"); members
+ * valid; at most WISP_IAM_MAX_MEMBERS. On error writes a one-line message
+ * (quoting the bad member or role) and returns NULL. Caller decrefs. */
+json_t *wisp_iam_policy_normalize(const json_t *in, char *msg, size_t msglen);
+
+/* The policy as getIamPolicy returns it: stored (NULL = empty), with etag
+ * from rev, "version" 3 when it has conditions and 1 otherwise. A request
+ * for version 1 of a policy with conditions is WISP_EINVAL (message in msg).
+ * requested_version 0 means "not given". Caller decrefs *out. */
+enum wisp_err wisp_iam_policy_render(const json_t *stored, int64_t rev, int requested_version,
+                                     json_t **out, char *msg, size_t msglen);
+
+/* --- authorization ---------------------------------------------------------- */
+
+/* The policies that apply to one resource: its own first, then each
+ * ancestor's (project, organization). Entries may be NULL (no policy). */
+struct wisp_iam_target {
+    const char *resource;          /* full name, for messages */
+    const json_t *const *policies; /* stored form */
+    size_t n_policies;
+    /* What conditions may ask about this request (resource.name, .type,
+     * .service, request.time). NULL: conditional bindings do not grant. */
+    const struct wisp_cond_env *env;
+};
+
+/* Decides whether caller holds permission on target. Returns 1 to allow,
+ * 0 to deny. why (may be NULL) gets one line: the granting role and the
+ * resource whose policy granted it, or the reason for denial. */
+int wisp_authorize(const struct wisp_caller *caller, const char *permission,
+                   const struct wisp_iam_target *target, char *why, size_t whylen);
+
+#endif
