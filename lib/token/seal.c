@@ -1,0 +1,247 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* Sealed access tokens (include/wisp/token.h).
+ *   token     = "ya29.w1." base64url(kid:4 | nonce:12 | ciphertext | tag:16)
+ *   plaintext = version:1 | iat:8 | exp:8 | flags:1 | 9 × (len:2 | bytes)
+ * AES-256-GCM authenticates everything; the kid and the "w1" label are bound
+ * as additional data so a token cannot be replayed under another key id. */
+#include <openssl/evp.h>
+#include <openssl/rand.h>
+#include <string.h>
+#include "wisp/alloc.h"
+#include "wisp/b64.h"
+#include "wisp/buf.h"
+#include "wisp/token.h"
+
+#define PREFIX "ya29.w1."
+#define NONCE_LEN 12
+#define TAG_LEN 16
+#define MAX_TOKEN 4096
+#define N_STR 9
+
+struct key {
+    uint32_t kid;
+    unsigned char k[WISP_TOKEN_KEY_LEN];
+};
+
+struct wisp_token_keyring {
+    struct key *keys;
+    size_t n;
+    size_t newest; /* index of the largest kid */
+};
+
+struct wisp_token_keyring *wisp_token_keyring_new(void)
+{
+    return wisp_xcalloc(1, sizeof(struct wisp_token_keyring));
+}
+
+void wisp_token_keyring_free(struct wisp_token_keyring *kr)
+{
+    if (!kr)
+        return;
+    if (kr->keys)
+        wisp_secret_free(kr->keys, kr->n * sizeof(struct key));
+    free(kr);
+}
+
+void wisp_token_keyring_add(struct wisp_token_keyring *kr, uint32_t kid,
+                            const unsigned char key[WISP_TOKEN_KEY_LEN])
+{
+    kr->keys = wisp_xrealloc(kr->keys, (kr->n + 1) * sizeof(struct key));
+    kr->keys[kr->n].kid = kid;
+    memcpy(kr->keys[kr->n].k, key, WISP_TOKEN_KEY_LEN);
+    if (kr->keys[kr->n].kid >= kr->keys[kr->newest].kid)
+        kr->newest = kr->n;
+    kr->n++;
+}
+
+size_t wisp_token_keyring_size(const struct wisp_token_keyring *kr)
+{
+    return kr->n;
+}
+
+void wisp_token_claims_free(struct wisp_token_claims *c)
+{
+    char **s[N_STR] = {&c->email, &c->project_number, &c->pool, &c->ns, &c->ksa,
+                       &c->ksa_uid, &c->cluster, &c->scopes, &c->quota_project};
+    for (int i = 0; i < N_STR; i++)
+        WISP_FREE(*s[i]);
+}
+
+static void put_u64(unsigned char *p, int64_t v)
+{
+    for (int i = 7; i >= 0; i--) {
+        p[i] = (unsigned char)(v & 0xff);
+        v >>= 8;
+    }
+}
+
+static int64_t get_u64(const unsigned char *p)
+{
+    uint64_t v = 0;
+    for (int i = 0; i < 8; i++)
+        v = (v << 8) | p[i];
+    return (int64_t)v;
+}
+
+static int gcm(int enc, const unsigned char *key, const unsigned char *nonce,
+               const unsigned char *aad, size_t aad_len, const unsigned char *in, size_t len,
+               unsigned char *out, unsigned char *tag)
+{
+    EVP_CIPHER_CTX *ctx = EVP_CIPHER_CTX_new();
+    int ok = 0, n;
+    if (!ctx)
+        return 0;
+    if (EVP_CipherInit_ex(ctx, EVP_aes_256_gcm(), NULL, NULL, NULL, enc) != 1 ||
+        EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_GCM_SET_IVLEN, NONCE_LEN, NULL) != 1 ||
+        EVP_CipherInit_ex(ctx, NULL, NULL, key, nonce, enc) != 1 ||
+        EVP_CipherUpdate(ctx, NULL, &n, aad, (int)aad_len) != 1 ||
+        EVP_CipherUpdate(ctx, out, &n, in, (int)len) != 1)
+        goto out;
+    if (!enc && EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_GCM_SET_TAG, TAG_LEN, tag) != 1)
+        goto out;
+    if (EVP_CipherFinal_ex(ctx, out + n, &n) != 1)
+        goto out;
+    if (enc && EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_GCM_GET_TAG, TAG_LEN, tag) != 1)
+        goto out;
+    ok = 1;
+out:
+    EVP_CIPHER_CTX_free(ctx);
+    return ok;
+}
+
+static void make_aad(unsigned char aad[7], const unsigned char kid[4])
+{
+    memcpy(aad, "w1:", 3);
+    memcpy(aad + 3, kid, 4);
+}
+
+char *wisp_token_principal(const struct wisp_token_claims *c)
+{
+    if (c->email)
+        return wisp_xasprintf("%s:%s", c->is_service_account ? "serviceAccount" : "user",
+                              c->email);
+    return wisp_xasprintf("principal://iam.googleapis.com/projects/%s/locations/global/"
+                          "workloadIdentityPools/%s/subject/ns/%s/sa/%s",
+                          c->project_number ? c->project_number : "",
+                          c->pool ? c->pool : "", c->ns ? c->ns : "", c->ksa ? c->ksa : "");
+}
+
+char *wisp_token_seal(const struct wisp_token_keyring *kr, const struct wisp_token_claims *c)
+{
+    if (!kr->n)
+        return NULL;
+    const struct key *k = &kr->keys[kr->newest];
+    const char *s[N_STR] = {c->email, c->project_number, c->pool, c->ns, c->ksa,
+                            c->ksa_uid, c->cluster, c->scopes, c->quota_project};
+    struct wisp_buf pt;
+    wisp_buf_init(&pt, MAX_TOKEN);
+    unsigned char hdr[18];
+    hdr[0] = 1;
+    put_u64(hdr + 1, c->iat);
+    put_u64(hdr + 9, c->exp);
+    hdr[17] = c->is_service_account ? 1 : 0;
+    char *tok = NULL;
+    if (wisp_buf_append(&pt, hdr, sizeof(hdr)))
+        goto out;
+    for (int i = 0; i < N_STR; i++) {
+        size_t len = s[i] ? strlen(s[i]) : 0;
+        unsigned char l[2] = {(unsigned char)(len >> 8), (unsigned char)len};
+        if (len > 0xffff || wisp_buf_append(&pt, l, 2) || wisp_buf_append(&pt, s[i], len))
+            goto out;
+    }
+    size_t raw_len = 4 + NONCE_LEN + pt.len + TAG_LEN;
+    unsigned char *raw = wisp_xmalloc(raw_len);
+    raw[0] = (unsigned char)(k->kid >> 24);
+    raw[1] = (unsigned char)(k->kid >> 16);
+    raw[2] = (unsigned char)(k->kid >> 8);
+    raw[3] = (unsigned char)k->kid;
+    unsigned char aad[7];
+    make_aad(aad, raw);
+    if (RAND_bytes(raw + 4, NONCE_LEN) == 1 &&
+        gcm(1, k->k, raw + 4, aad, sizeof(aad), (unsigned char *)pt.data, pt.len,
+            raw + 4 + NONCE_LEN, raw + 4 + NONCE_LEN + pt.len)) {
+        char *b = wisp_b64url_encode(raw, raw_len);
+        tok = wisp_xasprintf(PREFIX "%s", b);
+        free(b);
+    }
+    free(raw);
+out:
+    if (pt.data)
+        wisp_secret_free(pt.data, pt.len + 1);
+    return tok;
+}
+
+enum wisp_err wisp_token_open(const struct wisp_token_keyring *kr, const char *token, int64_t now,
+                              struct wisp_token_claims *out, const char **why)
+{
+    memset(out, 0, sizeof(*out));
+    size_t plen = strlen(PREFIX);
+    size_t tlen = strnlen(token, MAX_TOKEN * 2);
+    if (tlen <= plen || tlen >= MAX_TOKEN * 2 || strncmp(token, PREFIX, plen) != 0) {
+        *why = "malformed";
+        return WISP_EUNAUTH;
+    }
+    size_t n;
+    unsigned char *raw = wisp_b64url_decode(token + plen, &n);
+    unsigned char *pt = NULL;
+    size_t ct_len = 0;
+    enum wisp_err err = WISP_EUNAUTH;
+    *why = "malformed";
+    if (!raw || n < 4 + NONCE_LEN + 18 + 2 * N_STR + TAG_LEN)
+        goto out;
+    uint32_t kid = ((uint32_t)raw[0] << 24) | ((uint32_t)raw[1] << 16) |
+                   ((uint32_t)raw[2] << 8) | raw[3];
+    const struct key *k = NULL;
+    for (size_t i = 0; i < kr->n; i++) {
+        if (kr->keys[i].kid == kid)
+            k = &kr->keys[i];
+    }
+    if (!k) {
+        *why = "unknown key";
+        goto out;
+    }
+    ct_len = n - 4 - NONCE_LEN - TAG_LEN;
+    pt = wisp_xmalloc(ct_len);
+    unsigned char aad[7];
+    make_aad(aad, raw);
+    if (!gcm(0, k->k, raw + 4, aad, sizeof(aad), raw + 4 + NONCE_LEN, ct_len, pt,
+             raw + 4 + NONCE_LEN + ct_len)) {
+        *why = "bad seal";
+        goto out;
+    }
+    if (pt[0] != 1)
+        goto out;
+    out->iat = get_u64(pt + 1);
+    out->exp = get_u64(pt + 9);
+    out->is_service_account = pt[17] == 1;
+    char **s[N_STR] = {&out->email, &out->project_number, &out->pool, &out->ns, &out->ksa,
+                       &out->ksa_uid, &out->cluster, &out->scopes, &out->quota_project};
+    size_t pos = 18;
+    for (int i = 0; i < N_STR; i++) {
+        if (pos + 2 > ct_len)
+            goto bad;
+        size_t len = ((size_t)pt[pos] << 8) | pt[pos + 1];
+        pos += 2;
+        if (pos + len > ct_len)
+            goto bad;
+        if (len)
+            *s[i] = wisp_xstrndup((const char *)pt + pos, len);
+        pos += len;
+    }
+    if (pos != ct_len)
+        goto bad;
+    if (now >= out->exp) {
+        *why = "expired";
+        goto bad;
+    }
+    err = WISP_OK;
+    *why = NULL;
+    goto out;
+bad:
+    wisp_token_claims_free(out);
+out:
+    free(raw);
+    if (pt)
+        wisp_secret_free(pt, ct_len);
+    return err;
+}
