@@ -1,0 +1,566 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* Cloud Resource Manager v1: projects (create, get, list), their IAM allow
+ * policies (get, set with etag compare-and-set, test) and the operations
+ * project creation returns. */
+#include <openssl/rand.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+#include "wisp/alloc.h"
+#include "wisp/api.h"
+#include "wisp/iam.h"
+#include "wisp/log.h"
+#include "../wispd.h"
+
+static const struct wisp_jfield expr_fields[] = {
+    {"title", WISP_J_STRING}, {"description", WISP_J_STRING},
+    {"expression", WISP_J_STRING}, {"location", WISP_J_STRING}, {NULL}};
+static const struct wisp_jfield binding_fields[] = {
+    {"role", WISP_J_STRING}, {"members", WISP_J_ARRAY, WISP_J_STRING},
+    {"condition", WISP_J_OBJECT, 0, expr_fields}, {NULL}};
+static const struct wisp_jfield policy_fields[] = {
+    {"version", WISP_J_INT}, {"bindings", WISP_J_ARRAY, WISP_J_OBJECT, binding_fields},
+    {"auditConfigs", WISP_J_ARRAY, WISP_J_OBJECT}, {"etag", WISP_J_STRING}, {NULL}};
+static const struct wisp_jfield set_policy_fields[] = {
+    {"policy", WISP_J_OBJECT, 0, policy_fields}, {"updateMask", WISP_J_STRING}, {NULL}};
+static const struct wisp_jfield options_fields[] = {{"requestedPolicyVersion", WISP_J_INT}, {NULL}};
+static const struct wisp_jfield get_policy_fields[] = {
+    {"options", WISP_J_OBJECT, 0, options_fields}, {NULL}};
+static const struct wisp_jfield test_fields[] = {
+    {"permissions", WISP_J_ARRAY, WISP_J_STRING}, {NULL}};
+static const struct wisp_jfield project_fields[] = {
+    {"projectId", WISP_J_STRING}, {"name", WISP_J_STRING}, {"parent", WISP_J_OBJECT},
+    {"labels", WISP_J_OBJECT}, {"projectNumber", WISP_J_STRING},
+    {"lifecycleState", WISP_J_STRING}, {"createTime", WISP_J_STRING}, {"tags", WISP_J_OBJECT},
+    {NULL}};
+
+static const char *const CONCURRENT =
+    "There were concurrent policy changes. Please retry the whole read-modify-write with "
+    "exponential backoff.";
+
+static void now_rfc3339(char *out, size_t len)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    struct tm tm;
+    gmtime_r(&ts.tv_sec, &tm);
+    snprintf(out, len, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900, tm.tm_mon + 1,
+             tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, (int)(ts.tv_nsec / 1000000) % 1000);
+}
+
+/* Project IDs: 6-30 chars, lowercase letters, digits, hyphens; start with a
+ * letter; not end with a hyphen (Google's rule). */
+int wispd_project_id_valid(const char *id)
+{
+    size_t n = strlen(id);
+    if (n < 6 || n > 30 || !(id[0] >= 'a' && id[0] <= 'z') || id[n - 1] == '-')
+        return 0;
+    for (size_t i = 0; i < n; i++) {
+        char c = id[i];
+        if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-'))
+            return 0;
+    }
+    return 1;
+}
+
+/* Creates a project with a fresh 12-digit number and owner, inside txn.
+ * Used by the API and by bootstrap. */
+enum wisp_err wispd_project_create(struct wisp_txn *txn, const char *id, const char *display,
+                                   const char *owner_member, json_t **out)
+{
+    unsigned char r[8];
+    char number[16];
+    json_t *existing;
+    do {
+        RAND_bytes(r, sizeof(r));
+        uint64_t v = 0;
+        for (int i = 0; i < 8; i++)
+            v = (v << 8) | r[i];
+        snprintf(number, sizeof(number), "%llu",
+                 (unsigned long long)(100000000000ULL + v % 900000000000ULL));
+        existing = NULL;
+        if (wispd_get_json(txn, "projectnumber", number, &existing, NULL) == WISP_OK)
+            json_decref(existing);
+        else
+            existing = NULL;
+    } while (existing);
+    char created[80];
+    now_rfc3339(created, sizeof(created));
+    json_t *p = json_pack("{s:s, s:s, s:s, s:s, s:s}", "projectNumber", number, "projectId", id,
+                          "lifecycleState", "ACTIVE", "name", display ? display : id,
+                          "createTime", created);
+    enum wisp_err err = wispd_put_json(txn, "project", id, p, 0, NULL);
+    if (!err) {
+        json_t *num = json_pack("{s:s}", "projectId", id);
+        err = wispd_put_json(txn, "projectnumber", number, num, 0, NULL);
+        json_decref(num);
+    }
+    if (!err && owner_member) {
+        char name[300];
+        snprintf(name, sizeof(name), "projects/%s", id);
+        json_t *pol = json_pack("{s:[{s:s, s:[s]}]}", "bindings", "role", "roles/owner",
+                                "members", owner_member);
+        err = wispd_put_json(txn, "iampolicy", name, pol, 0, NULL);
+        json_decref(pol);
+    }
+    if (err || !out)
+        json_decref(p);
+    else
+        *out = p;
+    return err;
+}
+
+static void project_get(struct wisp_http_req *req, const char *id)
+{
+    struct wispd_caller *c = wispd_authenticate(req);
+    struct wisp_txn *txn = NULL;
+    char *pid = NULL;
+    json_t *p = NULL;
+    if (!c)
+        return;
+    enum wisp_err err = wisp_store_begin(wispd_store(req), 0, &txn);
+    if (err) {
+        wispd_store_error(req, err);
+        goto out;
+    }
+    pid = wispd_project_id(txn, id);
+    /* Google answers 403 for a project that does not exist, so that project
+     * IDs cannot be probed: the message says "or it may not exist". */
+    if (!pid) {
+        wisp_api_denied(req, c->principal, "resourcemanager.projects.get", "projects/unknown");
+        goto out;
+    }
+    if (!wispd_check_project(req, txn, c, "resourcemanager.projects.get", pid))
+        goto out;
+    if (wispd_get_json(txn, "project", pid, &p, NULL) == WISP_OK) {
+        wisp_api_json(req, 200, p);
+        p = NULL;
+    }
+out:
+    json_decref(p);
+    free(pid);
+    wisp_store_rollback(txn);
+    wispd_caller_free(c);
+}
+
+struct list_ctx {
+    struct wisp_http_req *req;
+    struct wisp_txn *txn;
+    const struct wispd_caller *c;
+    json_t *items;
+    const char *filter_id;
+    char *last;
+};
+
+static int list_one(const struct wisp_doc *doc, void *arg)
+{
+    struct list_ctx *lc = arg;
+    if (lc->filter_id && strcmp(doc->name, lc->filter_id) != 0)
+        return 0;
+    char name[300];
+    snprintf(name, sizeof(name), "projects/%s", doc->name);
+    json_t *policy = NULL;
+    wispd_get_json(lc->txn, "iampolicy", name, &policy, NULL);
+    const json_t *policies[1] = {policy};
+    struct wisp_cond_env env;
+    wispd_cond_env_project(&env, name);
+    struct wisp_iam_target t = {.resource = name, .policies = policies, .n_policies = 1,
+                                .env = &env};
+    int ok = wisp_authorize(&lc->c->who, "resourcemanager.projects.get", &t, NULL, 0);
+    json_decref(policy);
+    if (ok) {
+        json_t *p = json_loadb(doc->body, doc->body_len, 0, NULL);
+        if (p)
+            json_array_append_new(lc->items, p);
+    }
+    free(lc->last);
+    lc->last = wisp_xstrdup(doc->name);
+    return 0;
+}
+
+/* gcloud sends filter=lifecycleState:ACTIVE (always) and may add id:X. */
+static const char *filter_id(const char *filter)
+{
+    if (!filter)
+        return NULL;
+    const char *p = strstr(filter, "id:");
+    if (!p)
+        p = strstr(filter, "projectId:");
+    if (!p)
+        return NULL;
+    return strchr(p, ':') + 1;
+}
+
+static void project_list(struct wisp_http_req *req)
+{
+    struct wispd_caller *c = wispd_authenticate(req);
+    struct wisp_txn *txn = NULL;
+    char *after = NULL, *idbuf = NULL;
+    if (!c)
+        return;
+    long size = wisp_api_page_size(wisp_http_query(req, "pageSize"), 500, 1000);
+    after = wisp_api_page_token_parse(wisp_http_query(req, "pageToken"));
+    if (size < 0 || !after) {
+        wisp_api_error(req, 400, NULL, "Invalid pageSize or pageToken.");
+        goto out;
+    }
+    const char *fid = filter_id(wisp_http_query(req, "filter"));
+    if (fid) {
+        size_t n = strcspn(fid, " )");
+        idbuf = wisp_xstrndup(fid, n);
+    }
+    enum wisp_err err = wisp_store_begin(wispd_store(req), 0, &txn);
+    if (err) {
+        wispd_store_error(req, err);
+        goto out;
+    }
+    struct list_ctx lc = {req, txn, c, json_array(), idbuf, NULL};
+    size_t n = 0;
+    err = wisp_store_list(txn, "project", "", after, (size_t)size, list_one, &lc, &n);
+    if (err) {
+        json_decref(lc.items);
+        free(lc.last);
+        wispd_store_error(req, err);
+        goto out;
+    }
+    json_t *resp = json_object();
+    if (json_array_size(lc.items))
+        json_object_set(resp, "projects", lc.items);
+    json_decref(lc.items);
+    if (n == (size_t)size && lc.last)
+    {
+        char *tok = wisp_api_page_token_make(lc.last);
+        json_object_set_new(resp, "nextPageToken", json_string(tok));
+        free(tok);
+    }
+    free(lc.last);
+    wisp_api_json(req, 200, resp);
+out:
+    free(after);
+    free(idbuf);
+    wisp_store_rollback(txn);
+    wispd_caller_free(c);
+}
+
+static void project_create(struct wisp_http_req *req)
+{
+    struct wispd_caller *c = wispd_authenticate(req);
+    struct wisp_txn *txn = NULL;
+    json_t *body = NULL, *p = NULL;
+    if (!c)
+        return;
+    body = wisp_api_body(req, project_fields);
+    if (!body)
+        goto out;
+    const char *id = json_string_value(json_object_get(body, "projectId"));
+    if (!id || !wispd_project_id_valid(id)) {
+        wisp_api_error(req, 400, NULL,
+                       "Project ID '%.64s' is invalid: it must be 6 to 30 lowercase letters, "
+                       "digits or hyphens, start with a letter and not end with a hyphen.",
+                       id ? id : "");
+        goto out;
+    }
+    /* Federated identities cannot create projects; Google identities can
+     * (wisp has no organization-level projectCreator grant to check yet). */
+    if (!c->who.email) {
+        wisp_api_denied(req, c->principal, "resourcemanager.projects.create", "projects/-");
+        goto out;
+    }
+    enum wisp_err err = wisp_store_begin(wispd_store(req), 1, &txn);
+    if (err) {
+        wispd_store_error(req, err);
+        goto out;
+    }
+    err = wispd_project_create(txn, id, json_string_value(json_object_get(body, "name")),
+                               c->principal, &p);
+    if (err == WISP_EEXIST) {
+        wisp_api_error(req, 409, "ALREADY_EXISTS",
+                       "Requested entity already exists: project '%s'.", id);
+        goto out;
+    }
+    if (!err)
+        err = wisp_store_commit(txn);
+    txn = NULL;
+    if (err) {
+        wispd_store_error(req, err);
+        goto out;
+    }
+    json_t *op = json_pack("{s:s, s:b, s:O}", "name", "operations/cp.done", "done", 1,
+                           "response", p);
+    json_object_set_new(json_object_get(op, "response"), "@type",
+                        json_string("type.googleapis.com/google.cloudresourcemanager.v1.Project"));
+    char opname[320];
+    snprintf(opname, sizeof(opname), "operations/cp.%s", id);
+    json_object_set_new(op, "name", json_string(opname));
+    wisp_api_json(req, 200, op);
+out:
+    json_decref(p);
+    json_decref(body);
+    wisp_store_rollback(txn);
+    wispd_caller_free(c);
+}
+
+/* GET /v1/operations/cp.PROJECT: project creation finishes at once. */
+static void operation_get(struct wisp_http_req *req, const char *opid)
+{
+    struct wispd_caller *c = wispd_authenticate(req);
+    struct wisp_txn *txn = NULL;
+    json_t *p = NULL;
+    if (!c)
+        return;
+    enum wisp_err err = wisp_store_begin(wispd_store(req), 0, &txn);
+    if (err) {
+        wispd_store_error(req, err);
+        goto out;
+    }
+    if (strncmp(opid, "cp.", 3) != 0 ||
+        wispd_get_json(txn, "project", opid + 3, &p, NULL) != WISP_OK) {
+        wisp_api_error(req, 404, NULL, "Operation 'operations/%.100s' not found.", opid);
+        goto out;
+    }
+    json_object_set_new(p, "@type",
+                        json_string("type.googleapis.com/google.cloudresourcemanager.v1.Project"));
+    char name[300];
+    snprintf(name, sizeof(name), "operations/%s", opid);
+    wisp_api_json(req, 200, json_pack("{s:s, s:b, s:o}", "name", name, "done", 1, "response", p));
+    p = NULL;
+out:
+    json_decref(p);
+    wisp_store_rollback(txn);
+    wispd_caller_free(c);
+}
+
+static int check_on(struct wisp_http_req *req, struct wisp_txn *txn, const struct wispd_caller *c,
+                    const char *perm, const struct wispd_iam_resource *r)
+{
+    return wispd_check_project(req, txn, c, perm, r->project_id);
+}
+
+void wispd_iam_get_policy(struct wisp_http_req *req, const struct wispd_caller *c,
+                          const struct wispd_iam_resource *r, int requested_version)
+{
+    struct wisp_txn *txn = NULL;
+    json_t *stored = NULL, *out = NULL;
+    int64_t rev = 0;
+    enum wisp_err err = wisp_store_begin(wispd_store(req), 0, &txn);
+    if (err) {
+        wispd_store_error(req, err);
+        goto out;
+    }
+    if (!check_on(req, txn, c, r->get_perm, r))
+        goto out;
+    err = wispd_get_json(txn, "iampolicy", r->name, &stored, &rev);
+    if (err && err != WISP_ENOTFOUND) {
+        wispd_store_error(req, err);
+        goto out;
+    }
+    char msg[256];
+    err = wisp_iam_policy_render(stored, rev, requested_version, &out, msg, sizeof(msg));
+    if (err) {
+        wisp_api_error(req, 400, NULL, "%s", msg);
+        goto out;
+    }
+    wisp_api_json(req, 200, out);
+out:
+    json_decref(stored);
+    wisp_store_rollback(txn);
+}
+
+void wispd_iam_set_policy(struct wisp_http_req *req, const struct wispd_caller *c,
+                          const struct wispd_iam_resource *r, const json_t *policy)
+{
+    struct wisp_txn *txn = NULL;
+    json_t *norm = NULL, *out = NULL, *current = NULL;
+    char msg[512];
+    norm = wisp_iam_policy_normalize(policy, msg, sizeof(msg));
+    if (!norm) {
+        wisp_api_error(req, 400, NULL, "%s", msg);
+        return;
+    }
+    int64_t expect = -1;
+    const char *etag = json_string_value(json_object_get(policy, "etag"));
+    if (etag && wisp_iam_etag_parse(etag, &expect) != WISP_OK) {
+        wisp_api_error(req, 400, NULL, "Invalid etag '%.64s'.", etag);
+        goto out;
+    }
+    enum wisp_err err = wisp_store_begin(wispd_store(req), 1, &txn);
+    if (err) {
+        wispd_store_error(req, err);
+        goto out;
+    }
+    if (!check_on(req, txn, c, r->set_perm, r))
+        goto out;
+    int64_t rev = 0;
+    err = wispd_get_json(txn, "iampolicy", r->name, &current, &rev);
+    if (err && err != WISP_ENOTFOUND) {
+        wispd_store_error(req, err);
+        goto out;
+    }
+    /* The etag compare happens under the write lock, in the same transaction
+     * as the write, so two read-modify-write clients cannot both win. */
+    if (expect >= 0 && expect != rev) {
+        wisp_api_error(req, 409, "ABORTED", "%s", CONCURRENT);
+        goto out;
+    }
+    int64_t new_rev;
+    err = wispd_put_json(txn, "iampolicy", r->name, norm, rev ? rev : 0, &new_rev);
+    if (!err)
+        err = wisp_store_commit(txn);
+    txn = NULL;
+    if (err == WISP_EABORTED || err == WISP_EEXIST) {
+        wisp_api_error(req, 409, "ABORTED", "%s", CONCURRENT);
+        goto out;
+    }
+    if (err) {
+        wispd_store_error(req, err);
+        goto out;
+    }
+    wisp_log_info("iam", "setIamPolicy %s by %s rev %lld", r->name, c->principal,
+                  (long long)new_rev);
+    if (wisp_iam_policy_render(norm, new_rev, 3, &out, msg, sizeof(msg)) == WISP_OK)
+        wisp_api_json(req, 200, out);
+    else
+        wisp_api_error(req, 500, NULL, "%s", msg);
+out:
+    json_decref(current);
+    json_decref(norm);
+    wisp_store_rollback(txn);
+}
+
+void wispd_iam_test_permissions(struct wisp_http_req *req, const struct wispd_caller *c,
+                                const struct wispd_iam_resource *r, const json_t *perms)
+{
+    struct wisp_txn *txn = NULL;
+    json_t *policy = NULL;
+    enum wisp_err err = wisp_store_begin(wispd_store(req), 0, &txn);
+    if (err) {
+        wispd_store_error(req, err);
+        return;
+    }
+    err = wispd_get_json(txn, "iampolicy", r->name, &policy, NULL);
+    json_t *granted = json_array();
+    size_t i;
+    json_t *p;
+    json_array_foreach(perms, i, p) {
+        const char *perm = json_string_value(p);
+        if (strchr(perm, '*')) {
+            json_decref(granted);
+            wisp_api_error(req, 400, NULL, "Permission %.128s is not valid: wildcards are not "
+                                           "allowed.", perm);
+            goto out;
+        }
+        const json_t *policies[1] = {policy};
+        struct wisp_cond_env env;
+        wispd_cond_env_project(&env, r->name);
+        struct wisp_iam_target t = {.resource = r->name, .policies = policies, .n_policies = 1,
+                                    .env = &env};
+        if (wisp_authorize(&c->who, perm, &t, NULL, 0))
+            json_array_append(granted, p);
+    }
+    json_t *resp = json_object();
+    if (json_array_size(granted))
+        json_object_set(resp, "permissions", granted);
+    json_decref(granted);
+    wisp_api_json(req, 200, resp);
+out:
+    json_decref(policy);
+    wisp_store_rollback(txn);
+}
+
+static void project_iam(struct wisp_http_req *req, const char *id, const char *verb)
+{
+    struct wispd_caller *c = wispd_authenticate(req);
+    struct wisp_txn *txn = NULL;
+    json_t *body = NULL;
+    char *pid = NULL;
+    if (!c)
+        return;
+    const struct wisp_jfield *schema = strcmp(verb, "getIamPolicy") == 0   ? get_policy_fields
+                                       : strcmp(verb, "setIamPolicy") == 0 ? set_policy_fields
+                                                                           : test_fields;
+    body = wisp_api_body(req, schema);
+    if (!body)
+        goto out;
+    enum wisp_err err = wisp_store_begin(wispd_store(req), 0, &txn);
+    if (err) {
+        wispd_store_error(req, err);
+        goto out;
+    }
+    pid = wispd_project_id(txn, id);
+    wisp_store_rollback(txn);
+    txn = NULL;
+    char name[300];
+    snprintf(name, sizeof(name), "projects/%s", pid ? pid : id);
+    if (!pid) {
+        wisp_api_denied(req, c->principal,
+                        strcmp(verb, "setIamPolicy") == 0 ? "resourcemanager.projects.setIamPolicy"
+                                                          : "resourcemanager.projects.getIamPolicy",
+                        name);
+        goto out;
+    }
+    struct wispd_iam_resource r = {name, "resourcemanager.projects.getIamPolicy",
+                                   "resourcemanager.projects.setIamPolicy", pid};
+    if (strcmp(verb, "getIamPolicy") == 0) {
+        json_t *v = json_object_get(json_object_get(body, "options"), "requestedPolicyVersion");
+        wispd_iam_get_policy(req, c, &r, v ? (int)json_integer_value(v) : 0);
+    } else if (strcmp(verb, "setIamPolicy") == 0) {
+        json_t *policy = json_object_get(body, "policy");
+        if (!policy) {
+            wisp_api_error(req, 400, NULL, "Invalid JSON payload: 'policy' is required.");
+            goto out;
+        }
+        wispd_iam_set_policy(req, c, &r, policy);
+    } else {
+        wispd_iam_test_permissions(req, c, &r, json_object_get(body, "permissions"));
+    }
+out:
+    free(pid);
+    json_decref(body);
+    wisp_store_rollback(txn);
+    wispd_caller_free(c);
+}
+
+/* path is service-relative: /v1/projects..., /v1/operations/... */
+void wispd_crm(struct wisp_http_req *req, const char *path)
+{
+    const char *m = req->method;
+    if (strncmp(path, "/v1/operations/", 15) == 0 && strcmp(m, "GET") == 0) {
+        operation_get(req, path + 15);
+        return;
+    }
+    if (strcmp(path, "/v1/projects") == 0) {
+        if (strcmp(m, "GET") == 0)
+            project_list(req);
+        else if (strcmp(m, "POST") == 0)
+            project_create(req);
+        else
+            wisp_api_error(req, 405, NULL, "Method %s is not allowed on %s.", m, path);
+        return;
+    }
+    if (strncmp(path, "/v1/projects/", 13) != 0 || !path[13]) {
+        wisp_api_error(req, 404, NULL, "Unknown Resource Manager method: %.200s", path);
+        return;
+    }
+    const char *rest = path + 13;
+    const char *colon = strchr(rest, ':');
+    if (strchr(rest, '/')) {
+        wisp_api_error(req, 404, NULL, "Unknown Resource Manager method: %.200s", path);
+        return;
+    }
+    if (!colon) {
+        if (strcmp(m, "GET") == 0)
+            project_get(req, rest);
+        else
+            wisp_api_error(req, 405, NULL, "Method %s is not allowed on %s.", m, path);
+        return;
+    }
+    char *id = wisp_xstrndup(rest, (size_t)(colon - rest));
+    const char *verb = colon + 1;
+    if (strcmp(m, "POST") == 0 &&
+        (strcmp(verb, "getIamPolicy") == 0 || strcmp(verb, "setIamPolicy") == 0 ||
+         strcmp(verb, "testIamPermissions") == 0))
+        project_iam(req, id, verb);
+    else
+        wisp_api_error(req, 404, NULL, "Unknown Resource Manager method: %.200s", path);
+    free(id);
+}

@@ -1,0 +1,246 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* What a new state directory needs before wispd serves: a token key, a CA
+ * and a loopback server certificate, the project, and the project's owner
+ * (a service account whose key file `wisp env` hands to gcloud). Every step
+ * checks first, so running it on every start is safe. */
+#include <errno.h>
+#include <fcntl.h>
+#include <openssl/rand.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+#include "wisp/alloc.h"
+#include "wisp/b64.h"
+#include "wisp/jose.h"
+#include "wisp/log.h"
+#include "wisp/pki.h"
+#include "wispd.h"
+
+/* Writes text to path atomically (temp file + rename) with mode. */
+int wispd_write_file(const char *path, const char *text, mode_t mode)
+{
+    char *tmp = wisp_xasprintf("%s.tmp.%d", path, (int)getpid());
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode);
+    int ok = 0;
+    if (fd >= 0) {
+        size_t len = strlen(text);
+        ok = write(fd, text, len) == (ssize_t)len && fsync(fd) == 0;
+        close(fd);
+        ok = ok && rename(tmp, path) == 0;
+    }
+    if (!ok) {
+        wisp_log_err("boot", "cannot write %s: %s", path, strerror(errno));
+        unlink(tmp);
+    }
+    free(tmp);
+    return ok ? 0 : -1;
+}
+
+static int stop_at_first(const struct wisp_doc *doc, void *ctx)
+{
+    (void)doc;
+    (void)ctx;
+    return 1;
+}
+
+static int ensure_token_key(struct wisp_txn *txn)
+{
+    size_t n = 0;
+    if (wisp_store_list(txn, "tokenkey", "", NULL, 1, stop_at_first, NULL, &n) != WISP_OK)
+        return -1;
+    if (n)
+        return 0;
+    unsigned char key[WISP_TOKEN_KEY_LEN];
+    if (RAND_bytes(key, sizeof(key)) != 1)
+        return -1;
+    char *b = wisp_b64_encode(key, sizeof(key));
+    json_t *doc = json_pack("{s:s, s:I}", "key", b, "created", (json_int_t)time(NULL));
+    wisp_secret_free(b, 0);
+    int rc = wispd_put_json(txn, "tokenkey", "00000001", doc, 0, NULL) == WISP_OK ? 0 : -1;
+    json_decref(doc);
+    return rc;
+}
+
+/* The CA lives in the store (so every replica shares it); its certificate
+ * is also written to STATE/ca.pem for clients to trust. */
+static int ensure_pki(struct wisp_txn *txn, const char *state_dir)
+{
+    json_t *ca = NULL;
+    if (wispd_get_json(txn, "pki", "ca", &ca, NULL) != WISP_OK) {
+        char *cert, *key;
+        if (wisp_pki_ca_new("wisp CA", &cert, &key) != WISP_OK)
+            return -1;
+        ca = json_pack("{s:s, s:s}", "cert", cert, "key", key);
+        free(cert);
+        wisp_secret_free(key, 0);
+        if (wispd_put_json(txn, "pki", "ca", ca, 0, NULL) != WISP_OK) {
+            json_decref(ca);
+            return -1;
+        }
+    }
+    const char *ca_cert = json_string_value(json_object_get(ca, "cert"));
+    const char *ca_key = json_string_value(json_object_get(ca, "key"));
+    char *path = wisp_xasprintf("%s/ca.pem", state_dir);
+    int rc = wispd_write_file(path, ca_cert, 0644);
+    free(path);
+    /* A fresh loopback certificate each start: cheap, and nothing to rotate. */
+    static const char *const dns[] = {"localhost", "*.googleapis.com", "googleapis.com",
+                                      "metadata.google.internal", NULL};
+    static const char *const ips[] = {"127.0.0.1", "::1", NULL};
+    char *cert = NULL, *key = NULL;
+    if (!rc && wisp_pki_server_cert(ca_cert, ca_key, "wisp", dns, ips, &cert, &key) == WISP_OK) {
+        char *cp = wisp_xasprintf("%s/run/server.pem", state_dir);
+        char *kp = wisp_xasprintf("%s/run/server-key.pem", state_dir);
+        rc = wispd_write_file(cp, cert, 0644) || wispd_write_file(kp, key, 0600);
+        free(cp);
+        free(kp);
+    } else {
+        rc = -1;
+    }
+    free(cert);
+    if (key)
+        wisp_secret_free(key, 0);
+    json_decref(ca);
+    return rc;
+}
+
+/* Creates service account EMAIL in project (if absent) and returns 0. */
+static int ensure_sa(struct wisp_txn *txn, const char *project, const char *account)
+{
+    char *email = wisp_xasprintf("%s@%s.iam.gserviceaccount.com", account, project);
+    json_t *sa = NULL;
+    int rc = 0;
+    if (wispd_get_json(txn, "sa", email, &sa, NULL) != WISP_OK) {
+        int64_t uid;
+        if (wisp_store_counter_next(txn, "sa-uid", &uid) != WISP_OK) {
+            rc = -1;
+            goto out;
+        }
+        char unique[32], name[300];
+        snprintf(unique, sizeof(unique), "1%020lld", (long long)uid);
+        snprintf(name, sizeof(name), "projects/%s/serviceAccounts/%s", project, email);
+        sa = json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:s}", "name", name, "projectId", project,
+                       "uniqueId", unique, "email", email, "displayName", "wisp owner",
+                       "oauth2ClientId", unique, "etag", "MDEwMjE5MjA=");
+        rc = wispd_put_json(txn, "sa", email, sa, 0, NULL) == WISP_OK ? 0 : -1;
+    }
+out:
+    json_decref(sa);
+    free(email);
+    return rc;
+}
+
+/* A new key for the account; writes the Google-format key file. */
+static int write_key_file(struct wisp_txn *txn, const char *project, const char *email,
+                          const char *path)
+{
+    unsigned char raw[20];
+    RAND_bytes(raw, sizeof(raw));
+    char kid[41];
+    for (int i = 0; i < 20; i++)
+        snprintf(kid + 2 * i, 3, "%02x", raw[i]);
+    char *priv = wisp_rsa_generate_pem();
+    char *pub = priv ? wisp_rsa_public_pem(priv) : NULL;
+    int rc = -1;
+    if (!pub)
+        goto out;
+    char name[400];
+    snprintf(name, sizeof(name), "projects/%s/serviceAccounts/%s/keys/%s", project, email, kid);
+    json_t *key = json_pack("{s:s, s:s, s:s, s:s, s:s}", "name", name, "email", email,
+                            "publicKeyPem", pub, "keyType", "USER_MANAGED", "keyOrigin",
+                            "GOOGLE_PROVIDED");
+    int ok = wispd_put_json(txn, "sakey", kid, key, 0, NULL) == WISP_OK;
+    json_decref(key);
+    if (!ok)
+        goto out;
+    json_t *file = json_pack(
+        "{s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s}", "type", "service_account",
+        "project_id", project, "private_key_id", kid, "private_key", priv, "client_email", email,
+        "client_id", "", "auth_uri", "https://accounts.google.com/o/oauth2/auth", "token_uri",
+        "https://oauth2.googleapis.com/token", "auth_provider_x509_cert_url",
+        "https://www.googleapis.com/oauth2/v1/certs", "client_x509_cert_url", "",
+        "universe_domain", "googleapis.com");
+    char *text = json_dumps(file, JSON_INDENT(2));
+    json_decref(file);
+    rc = wispd_write_file(path, text, 0600);
+    wisp_secret_free(text, 0);
+out:
+    free(pub);
+    if (priv)
+        wisp_secret_free(priv, 0);
+    return rc;
+}
+
+int wispd_bootstrap(struct wisp_store *st, const char *state_dir, const char *project_id)
+{
+    struct wisp_txn *txn = NULL;
+    char *run = wisp_xasprintf("%s/run", state_dir);
+    mkdir(run, 0700);
+    free(run);
+    if (wisp_store_begin(st, 1, &txn) != WISP_OK)
+        return -1;
+    int rc = -1;
+    if (ensure_token_key(txn) || ensure_pki(txn, state_dir))
+        goto out;
+    if (project_id) {
+        json_t *p = NULL;
+        char *owner = wisp_xasprintf("serviceAccount:wisp-owner@%s.iam.gserviceaccount.com",
+                                     project_id);
+        if (wispd_get_json(txn, "project", project_id, &p, NULL) != WISP_OK &&
+            wispd_project_create(txn, project_id, project_id, owner, NULL) != WISP_OK) {
+            free(owner);
+            goto out;
+        }
+        json_decref(p);
+        free(owner);
+        if (ensure_sa(txn, project_id, "wisp-owner"))
+            goto out;
+        char *path = wisp_xasprintf("%s/owner-key.json", state_dir);
+        char *email = wisp_xasprintf("wisp-owner@%s.iam.gserviceaccount.com", project_id);
+        int have = access(path, R_OK) == 0;
+        int bad = !have && write_key_file(txn, project_id, email, path);
+        free(path);
+        free(email);
+        if (bad)
+            goto out;
+    }
+    rc = wisp_store_commit(txn) == WISP_OK ? 0 : -1;
+    txn = NULL;
+out:
+    wisp_store_rollback(txn);
+    return rc;
+}
+
+struct key_ctx {
+    int n;
+};
+
+static int load_one(const struct wisp_doc *doc, void *arg)
+{
+    struct key_ctx *kc = arg;
+    json_t *o = json_loadb(doc->body, doc->body_len, 0, NULL);
+    size_t n = 0;
+    unsigned char *k = o ? wisp_b64_decode(json_string_value(json_object_get(o, "key")), &n)
+                         : NULL;
+    if (k && n == WISP_TOKEN_KEY_LEN) {
+        wisp_token_keyring_add(wispd.keyring, (uint32_t)strtoul(doc->name, NULL, 10), k);
+        kc->n++;
+    }
+    if (k)
+        wisp_secret_free(k, n ? n : 1);
+    json_decref(o);
+    return 0;
+}
+
+int wispd_load_keys(struct wisp_store *st)
+{
+    struct wisp_txn *txn;
+    if (wisp_store_begin(st, 0, &txn) != WISP_OK)
+        return -1;
+    struct key_ctx kc = {0};
+    enum wisp_err err = wisp_store_list(txn, "tokenkey", "", NULL, 0, load_one, &kc, NULL);
+    wisp_store_rollback(txn);
+    return err || !kc.n ? -1 : 0;
+}

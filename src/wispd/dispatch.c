@@ -1,0 +1,58 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* Which Google API a request is for. Inside pods clients reach
+ * SERVICE.googleapis.com, so the Host names the API. On the host every API
+ * shares one loopback port and `wisp env` points each API's endpoint
+ * override at https://127.0.0.1:PORT/SERVICE/, so the first path segment
+ * names it; the rest of the path is the API's own. */
+#include <string.h>
+#include "wisp/api.h"
+#include "wispd.h"
+
+static const struct {
+    const char *service;
+    wispd_api_fn fn;
+} apis[] = {
+    {"cloudresourcemanager", wispd_crm},
+    {"serviceusage", wispd_serviceusage},
+    {"oauth2", wispd_oauth2},
+};
+
+static wispd_api_fn find(const char *service, size_t len)
+{
+    for (size_t i = 0; i < sizeof(apis) / sizeof(apis[0]); i++) {
+        if (strlen(apis[i].service) == len && strncmp(apis[i].service, service, len) == 0)
+            return apis[i].fn;
+    }
+    return NULL;
+}
+
+void wispd_dispatch(struct wisp_http_req *req, void *ctx)
+{
+    (void)ctx;
+    const char *host = req->host;
+    const char *path = req->path;
+    static const char suffix[] = ".googleapis.com";
+    size_t hl = strlen(host), sl = sizeof(suffix) - 1;
+    if (hl > sl && strcmp(host + hl - sl, suffix) == 0) {
+        wispd_api_fn fn = find(host, hl - sl);
+        if (fn) {
+            fn(req, path);
+            return;
+        }
+    } else if (path[0] == '/') {
+        const char *seg = path + 1;
+        size_t len = strcspn(seg, "/");
+        wispd_api_fn fn = find(seg, len);
+        if (fn && seg[len] == '/') {
+            fn(req, seg + len);
+            return;
+        }
+        /* google-auth posts to the token_uri it was given, which `wisp env`
+         * sets to https://127.0.0.1:PORT/token. */
+        if (strcmp(path, "/token") == 0) {
+            wispd_oauth2(req, path);
+            return;
+        }
+    }
+    wisp_api_error(req, 404, NULL, "No API is served at %.100s%.200s", host, path);
+}

@@ -1,0 +1,202 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* wispd: the control plane. Opens the store, bootstraps a new state
+ * directory, and serves every Google API on loopback (HTTPS, and plain HTTP
+ * for clients that cannot be given a CA). Readiness: once the sockets and
+ * the store are open it writes STATE/run/wispd.json (pid and ports) and then
+ * a line to --ready-fd, so `wisp up` never has to sleep and guess. */
+#include <errno.h>
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include "wisp/alloc.h"
+#include "wisp/http.h"
+#include "wisp/log.h"
+#include "wispd.h"
+
+int wispd_write_file(const char *path, const char *text, mode_t mode);
+void wispd_dispatch(struct wisp_http_req *req, void *ctx);
+
+/* The options, in one table: parsing and --help both read it. */
+struct opt {
+    const char *name;
+    const char *arg;  /* NULL for a flag */
+    const char *help;
+    const char *def;
+    const char *val;  /* parsed value */
+};
+
+static struct opt opts[] = {
+    {"state", "DIR", "state directory (store, keys, run files)", NULL, NULL},
+    {"project", "ID", "project to create with an owner on first start", NULL, NULL},
+    {"listen", "ADDR", "address for the API listeners", "127.0.0.1", NULL},
+    {"port", "N", "HTTPS port (0 picks a free one)", "0", NULL},
+    {"http-port", "N", "plain HTTP port (0 picks a free one, -1 disables)", "0", NULL},
+    {"threads", "N", "worker threads", "2", NULL},
+    {"ready-fd", "FD", "file descriptor to write \"ready\" to once serving", "-1", NULL},
+    {"log-level", "LEVEL", "err, warn, info or debug", "info", NULL},
+};
+#define N_OPTS (sizeof(opts) / sizeof(opts[0]))
+
+static const char *opt(const char *name)
+{
+    for (size_t i = 0; i < N_OPTS; i++) {
+        if (strcmp(opts[i].name, name) == 0)
+            return opts[i].val ? opts[i].val : opts[i].def;
+    }
+    return NULL;
+}
+
+static void usage(FILE *f)
+{
+    fprintf(f, "usage: wispd --state DIR [options]\n\nThe wisp control plane: every Google API "
+               "wisp serves, on loopback.\n\noptions:\n");
+    for (size_t i = 0; i < N_OPTS; i++)
+        fprintf(f, "  --%s %-6s %s%s%s%s\n", opts[i].name, opts[i].arg ? opts[i].arg : "",
+                opts[i].help, opts[i].def ? " [" : "", opts[i].def ? opts[i].def : "",
+                opts[i].def ? "]" : "");
+    fprintf(f, "\nexit codes: 0 stopped cleanly, 100 usage, 111 could not start\n");
+}
+
+static int parse_args(int argc, char **argv)
+{
+    struct option lo[N_OPTS + 2];
+    for (size_t i = 0; i < N_OPTS; i++)
+        lo[i] = (struct option){opts[i].name, opts[i].arg ? required_argument : no_argument,
+                                NULL, (int)i};
+    lo[N_OPTS] = (struct option){"help", no_argument, NULL, 'h'};
+    lo[N_OPTS + 1] = (struct option){0};
+    int c;
+    while ((c = getopt_long(argc, argv, "h", lo, NULL)) != -1) {
+        if (c == 'h') {
+            usage(stdout);
+            exit(0);
+        }
+        if (c < 0 || (size_t)c >= N_OPTS) {
+            usage(stderr);
+            return -1;
+        }
+        opts[c].val = optarg;
+    }
+    if (optind != argc || !opt("state")) {
+        usage(stderr);
+        return -1;
+    }
+    return 0;
+}
+
+static struct wisp_http_server *server;
+
+static void on_signal(int sig)
+{
+    (void)sig;
+    wisp_http_server_stop(server);
+}
+
+static void *thread_start(unsigned idx, void *user)
+{
+    (void)idx;
+    (void)user;
+    struct wispd_thread *t = wisp_xcalloc(1, sizeof(*t));
+    if (wisp_store_open(wispd.store_url, &t->store) != WISP_OK) {
+        wisp_log_err("wispd", "worker cannot open the store");
+        abort();
+    }
+    return t;
+}
+
+static void thread_stop(void *data, void *user)
+{
+    (void)user;
+    struct wispd_thread *t = data;
+    wisp_store_close(t->store);
+    free(t);
+}
+
+int main(int argc, char **argv)
+{
+    if (parse_args(argc, argv))
+        return 100;
+    if (wisp_log_set_level(opt("log-level"))) {
+        fprintf(stderr, "wispd: --log-level: expected err, warn, info or debug\n");
+        return 100;
+    }
+    if (opt("project") && !wispd_project_id_valid(opt("project"))) {
+        fprintf(stderr, "wispd: --project: '%s' is not a project ID (6-30 lowercase letters, "
+                        "digits or hyphens, starting with a letter)\n", opt("project"));
+        return 100;
+    }
+    signal(SIGPIPE, SIG_IGN);
+    wispd.state_dir = opt("state");
+    if (mkdir(wispd.state_dir, 0700) && errno != EEXIST) {
+        wisp_log_err("wispd", "cannot create %s: %s", wispd.state_dir, strerror(errno));
+        return 111;
+    }
+    wispd.store_url = wisp_xasprintf("%s/wisp.db", wispd.state_dir);
+    wispd.keyring = wisp_token_keyring_new();
+
+    struct wisp_store *st = NULL;
+    int rc = 111;
+    if (wisp_store_open(wispd.store_url, &st) != WISP_OK) {
+        wisp_log_err("wispd", "cannot open the store %s", wispd.store_url);
+        goto out;
+    }
+    if (wispd_bootstrap(st, wispd.state_dir, opt("project")) || wispd_load_keys(st)) {
+        wisp_log_err("wispd", "bootstrap failed");
+        goto out;
+    }
+    wisp_store_close(st);
+    st = NULL;
+
+    struct wisp_http_config cfg = {.n_threads = (unsigned)atoi(opt("threads")),
+                                   .on_thread_start = thread_start,
+                                   .on_thread_stop = thread_stop};
+    server = wisp_http_server_new(&cfg);
+    wisp_http_route(server, NULL, NULL, "/", wispd_dispatch, NULL);
+    char *cert = wisp_xasprintf("%s/run/server.pem", wispd.state_dir);
+    char *key = wisp_xasprintf("%s/run/server-key.pem", wispd.state_dir);
+    int https_port = 0, http_port = -1;
+    enum wisp_err err = wisp_http_listen(server, opt("listen"), atoi(opt("port")), cert, key,
+                                         NULL, &https_port);
+    free(cert);
+    free(key);
+    if (!err && atoi(opt("http-port")) >= 0)
+        err = wisp_http_listen(server, opt("listen"), atoi(opt("http-port")), NULL, NULL, NULL,
+                               &http_port);
+    if (err) {
+        wisp_log_err("wispd", "cannot listen on %s: %s", opt("listen"), wisp_strerror(err));
+        goto out;
+    }
+    char *runfile = wisp_xasprintf("%s/run/wispd.json", wispd.state_dir);
+    char *info = wisp_xasprintf("{\"pid\":%d,\"address\":\"%s\",\"https_port\":%d,"
+                                "\"http_port\":%d}\n",
+                                (int)getpid(), opt("listen"), https_port, http_port);
+    int werr = wispd_write_file(runfile, info, 0644);
+    free(runfile);
+    free(info);
+    if (werr)
+        goto out;
+    struct sigaction sa = {.sa_handler = on_signal};
+    sigaction(SIGTERM, &sa, NULL);
+    sigaction(SIGINT, &sa, NULL);
+    wisp_log_info("wispd", "serving on %s https=%d http=%d", opt("listen"), https_port,
+                  http_port);
+    int fd = atoi(opt("ready-fd"));
+    if (fd >= 0) {
+        ssize_t w = write(fd, "ready\n", 6);
+        (void)w;
+        close(fd);
+    }
+    rc = wisp_http_server_run(server) == WISP_OK ? 0 : 111;
+    wisp_log_info("wispd", "stopped");
+out:
+    if (server)
+        wisp_http_server_free(server);
+    wisp_store_close(st);
+    wisp_token_keyring_free(wispd.keyring);
+    free(wispd.store_url);
+    return rc;
+}

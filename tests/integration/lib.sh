@@ -1,0 +1,51 @@
+# Shared by the integration tests: a private wisp per test, the gcloud
+# environment `wisp env` prints, checks that count, and cleanup that runs
+# even when a test fails. Source it; then call wisp_start.
+
+set -u
+WISP_BIN=${WISP_BIN:?set WISP_BIN to the directory holding wisp and wispd}
+T_PASS=0
+T_FAIL=0
+T_STATE=$(mktemp -d /tmp/wisp-it.XXXXXX)
+
+ok() { T_PASS=$((T_PASS + 1)); echo "ok $T_PASS - $*"; }
+not_ok() { T_FAIL=$((T_FAIL + 1)); echo "not ok - $*"; }
+check() { # check "description" command...
+    local what=$1; shift
+    if "$@"; then ok "$what"; else not_ok "$what"; fi
+}
+
+# Tools a test needs: under CI they must exist; elsewhere a missing one
+# skips the test (exit 77) with a loud reason.
+need() {
+    for tool in "$@"; do
+        if ! command -v "$tool" > /dev/null 2>&1; then
+            if [ "${CI:-}" = true ]; then
+                echo "FAIL: $tool is required under CI and is missing"; exit 1
+            fi
+            echo "SKIP: $tool is not installed; this test needs it"; exit 77
+        fi
+    done
+}
+
+wisp_cleanup() {
+    "$WISP_BIN/wisp" down --state "$T_STATE" > /dev/null 2>&1 || true
+    rm -rf "$T_STATE"
+}
+trap wisp_cleanup EXIT
+
+wisp_start() { # wisp_start PROJECT
+    "$WISP_BIN/wisp" up --state "$T_STATE" --project "$1" || {
+        echo "wisp up failed:"; cat "$T_STATE/wispd.log"; exit 1; }
+    eval "$("$WISP_BIN/wisp" env --state "$T_STATE")"
+}
+
+wispd_pid() {
+    python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["pid"])' \
+        "$T_STATE/run/wispd.json"
+}
+
+wisp_done() {
+    echo "$T_PASS passed, $T_FAIL failed"
+    [ "$T_FAIL" -eq 0 ] && [ "$T_PASS" -gt 0 ]
+}
