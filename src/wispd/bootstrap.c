@@ -173,6 +173,34 @@ out:
     return rc;
 }
 
+/* The organization every project of this state directory sits under. */
+static int ensure_org(struct wisp_txn *txn)
+{
+    json_t *meta = NULL;
+    if (wispd_get_json(txn, "meta", "organization", &meta, NULL) == WISP_OK) {
+        json_decref(meta);
+        return 0;
+    }
+    unsigned char r[8];
+    RAND_bytes(r, sizeof(r));
+    uint64_t v = 0;
+    for (int i = 0; i < 8; i++)
+        v = (v << 8) | r[i];
+    char id[24], name[48];
+    snprintf(id, sizeof(id), "%llu", (unsigned long long)(100000000000ULL + v % 900000000000ULL));
+    snprintf(name, sizeof(name), "organizations/%s", id);
+    json_t *org = json_pack("{s:s, s:s, s:s}", "name", name, "displayName", "wisp.local",
+                            "lifecycleState", "ACTIVE");
+    meta = json_pack("{s:s}", "id", id);
+    int rc = wispd_put_json(txn, "organization", id, org, 0, NULL) == WISP_OK &&
+                     wispd_put_json(txn, "meta", "organization", meta, 0, NULL) == WISP_OK
+                 ? 0
+                 : -1;
+    json_decref(org);
+    json_decref(meta);
+    return rc;
+}
+
 int wispd_bootstrap(struct wisp_store *st, const char *state_dir, const char *project_id)
 {
     struct wisp_txn *txn = NULL;
@@ -182,7 +210,7 @@ int wispd_bootstrap(struct wisp_store *st, const char *state_dir, const char *pr
     if (wisp_store_begin(st, 1, &txn) != WISP_OK)
         return -1;
     int rc = -1;
-    if (ensure_token_key(txn) || ensure_pki(txn, state_dir))
+    if (ensure_token_key(txn) || ensure_pki(txn, state_dir) || ensure_org(txn))
         goto out;
     if (project_id) {
         json_t *p = NULL;

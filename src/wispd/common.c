@@ -104,39 +104,104 @@ char *wispd_project_id(struct wisp_txn *txn, const char *id_or_number)
     return NULL;
 }
 
-void wispd_cond_env_project(struct wisp_cond_env *env, const char *name)
+static int64_t now_ms(void)
 {
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
-    env->resource_name = name;
-    env->resource_type = "cloudresourcemanager.googleapis.com/Project";
-    env->resource_service = "cloudresourcemanager.googleapis.com";
-    env->request_time_ms = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+void wispd_resource_project(struct wispd_resource *r, const char *project_id, char *buf,
+                            size_t buflen)
+{
+    snprintf(buf, buflen, "projects/%s", project_id);
+    r->name = buf;
+    r->type = "cloudresourcemanager.googleapis.com/Project";
+    r->service = "cloudresourcemanager.googleapis.com";
+    r->project_id = project_id;
+}
+
+/* The policy chain of r, nearest first: its own policy (unless it is the
+ * project), its project's, and the project's organization's. Entries may be
+ * NULL. Returns the number filled, or -1 on a store error. */
+static int load_chain(struct wisp_txn *txn, const struct wispd_resource *r, json_t *out[3])
+{
+    char pname[300];
+    int n = 0;
+    enum wisp_err err;
+    snprintf(pname, sizeof(pname), "projects/%s", r->project_id);
+    if (strcmp(r->name, pname) != 0) {
+        out[n] = NULL;
+        err = wispd_get_json(txn, "iampolicy", r->name, &out[n], NULL);
+        if (err && err != WISP_ENOTFOUND)
+            return -1;
+        n++;
+    }
+    out[n] = NULL;
+    err = wispd_get_json(txn, "iampolicy", pname, &out[n], NULL);
+    if (err && err != WISP_ENOTFOUND)
+        goto fail;
+    n++;
+    json_t *project = NULL;
+    if (wispd_get_json(txn, "project", r->project_id, &project, NULL) == WISP_OK) {
+        const char *org = json_string_value(
+            json_object_get(json_object_get(project, "parent"), "id"));
+        out[n] = NULL;
+        if (org) {
+            char oname[128];
+            snprintf(oname, sizeof(oname), "organizations/%s", org);
+            wispd_get_json(txn, "iampolicy", oname, &out[n], NULL);
+        }
+        n++;
+        json_decref(project);
+    }
+    return n;
+fail:
+    for (int i = 0; i < n; i++)
+        json_decref(out[i]);
+    return -1;
+}
+
+enum wisp_err wispd_allowed(struct wisp_txn *txn, const struct wisp_caller *who,
+                            const char *permission, const struct wispd_resource *r, int *allowed,
+                            char *why, size_t whylen)
+{
+    json_t *chain[3];
+    int n = load_chain(txn, r, chain);
+    if (n < 0)
+        return WISP_EIO;
+    struct wisp_cond_env env = {r->name, r->type, r->service, now_ms()};
+    struct wisp_iam_target target = {.resource = r->name, .policies = (const json_t **)chain,
+                                     .n_policies = (size_t)n, .env = &env};
+    *allowed = wisp_authorize(who, permission, &target, why, whylen);
+    for (int i = 0; i < n; i++)
+        json_decref(chain[i]);
+    return WISP_OK;
+}
+
+int wispd_check(struct wisp_http_req *req, struct wisp_txn *txn, const struct wispd_caller *c,
+                const char *permission, const struct wispd_resource *r)
+{
+    char why[256];
+    int ok = 0;
+    enum wisp_err err = wispd_allowed(txn, &c->who, permission, r, &ok, why, sizeof(why));
+    if (err) {
+        wispd_store_error(req, err);
+        return 0;
+    }
+    if (!ok) {
+        wisp_log_info("iam", "deny %s %s %s: %s", c->principal, permission, r->name, why);
+        wisp_api_denied(req, c->principal, permission, r->name);
+    }
+    return ok;
 }
 
 int wispd_check_project(struct wisp_http_req *req, struct wisp_txn *txn,
                         const struct wispd_caller *c, const char *permission,
                         const char *project_id)
 {
+    struct wispd_resource r;
     char name[300];
-    snprintf(name, sizeof(name), "projects/%s", project_id);
-    json_t *policy = NULL;
-    enum wisp_err err = wispd_get_json(txn, "iampolicy", name, &policy, NULL);
-    if (err && err != WISP_ENOTFOUND) {
-        wispd_store_error(req, err);
-        return 0;
-    }
-    const json_t *policies[1] = {policy};
-    struct wisp_cond_env env;
-    wispd_cond_env_project(&env, name);
-    struct wisp_iam_target target = {.resource = name, .policies = policies, .n_policies = 1,
-                                     .env = &env};
-    char why[256];
-    int ok = wisp_authorize(&c->who, permission, &target, why, sizeof(why));
-    json_decref(policy);
-    if (!ok) {
-        wisp_log_info("iam", "deny %s %s %s: %s", c->principal, permission, name, why);
-        wisp_api_denied(req, c->principal, permission, name);
-    }
-    return ok;
+    wispd_resource_project(&r, project_id, name, sizeof(name));
+    return wispd_check(req, txn, c, permission, &r);
 }

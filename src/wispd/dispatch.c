@@ -15,7 +15,18 @@ static const struct {
     {"cloudresourcemanager", wispd_crm},
     {"serviceusage", wispd_serviceusage},
     {"oauth2", wispd_oauth2},
+    {"iam", wispd_iam},
+    {"artifactregistry", wispd_artifactregistry},
 };
+
+/* Cloud Storage's paths carry their own prefix (/storage/v1/…,
+ * /upload/storage/v1/…, /download/storage/v1/…) on storage.googleapis.com
+ * and on the loopback port alike, so it always gets the whole path. */
+static int is_storage_path(const char *path)
+{
+    return strncmp(path, "/storage/", 9) == 0 || strncmp(path, "/upload/storage/", 16) == 0 ||
+           strncmp(path, "/download/storage/", 18) == 0;
+}
 
 static wispd_api_fn find(const char *service, size_t len)
 {
@@ -33,7 +44,12 @@ void wispd_dispatch(struct wisp_http_req *req, void *ctx)
     const char *path = req->path;
     static const char suffix[] = ".googleapis.com";
     size_t hl = strlen(host), sl = sizeof(suffix) - 1;
-    if (hl > sl && strcmp(host + hl - sl, suffix) == 0) {
+    int google_host = hl > sl && strcmp(host + hl - sl, suffix) == 0;
+    if (strcmp(host, "storage.googleapis.com") == 0 || (!google_host && is_storage_path(path))) {
+        wispd_storage(req, path);
+        return;
+    }
+    if (google_host) {
         wispd_api_fn fn = find(host, hl - sl);
         if (fn) {
             fn(req, path);

@@ -39,15 +39,35 @@ struct wispd_caller {
 struct wispd_caller *wispd_authenticate(struct wisp_http_req *req);
 void wispd_caller_free(struct wispd_caller *c);
 
-/* Checks permission on a project (its IAM policy, and in time its
- * ancestors'). Answers 403 naming principal, permission and resource and
- * returns 0 on denial; returns 1 when allowed. project_id must exist. */
+/* A resource whose IAM policy, with its ancestors', guards a call. */
+struct wispd_resource {
+    const char *name;       /* full relative name, also its policy document:
+                             * "projects/P", "projects/_/buckets/B",
+                             * "projects/P/serviceAccounts/EMAIL", ... */
+    const char *type;       /* for conditions: "storage.googleapis.com/Bucket" */
+    const char *service;    /* for conditions: "storage.googleapis.com" */
+    const char *project_id; /* the project above it (its own ID for a project) */
+};
+
+/* Fills r for project project_id, naming it in buf. */
+void wispd_resource_project(struct wispd_resource *r, const char *project_id, char *buf,
+                            size_t buflen);
+
+/* Decides, without answering: *allowed is 1 or 0, why says which binding
+ * granted or why none did. The chain is r's own policy, its project's and
+ * the project's organization's. WISP_EIO on a store failure. */
+enum wisp_err wispd_allowed(struct wisp_txn *txn, const struct wisp_caller *who,
+                            const char *permission, const struct wispd_resource *r, int *allowed,
+                            char *why, size_t whylen);
+
+/* Checks permission on r. On denial answers 403 naming principal,
+ * permission and resource, and returns 0; returns 1 when allowed. */
+int wispd_check(struct wisp_http_req *req, struct wisp_txn *txn, const struct wispd_caller *c,
+                const char *permission, const struct wispd_resource *r);
+/* The same for a project given by ID. */
 int wispd_check_project(struct wisp_http_req *req, struct wisp_txn *txn,
                         const struct wispd_caller *c, const char *permission,
                         const char *project_id);
-
-/* Fills env for a condition evaluated on project name ("projects/P") now. */
-void wispd_cond_env_project(struct wisp_cond_env *env, const char *name);
 
 /* Answers an error for a store failure. */
 void wispd_store_error(struct wisp_http_req *req, enum wisp_err err);
@@ -74,9 +94,8 @@ char *wispd_project_id(struct wisp_txn *txn, const char *id_or_number);
  * resource's policy document and which permissions guard reading and
  * writing it. */
 struct wispd_iam_resource {
-    const char *name;       /* e.g. "projects/P": the iampolicy document */
+    struct wispd_resource res; /* res.name is the iampolicy document */
     const char *get_perm, *set_perm;
-    const char *project_id; /* whose policy authorizes the call */
 };
 void wispd_iam_get_policy(struct wisp_http_req *req, const struct wispd_caller *c,
                           const struct wispd_iam_resource *r, int requested_version);
@@ -96,6 +115,9 @@ typedef void (*wispd_api_fn)(struct wisp_http_req *req, const char *path);
 void wispd_crm(struct wisp_http_req *req, const char *path);
 void wispd_serviceusage(struct wisp_http_req *req, const char *path);
 void wispd_oauth2(struct wisp_http_req *req, const char *path);
+void wispd_storage(struct wisp_http_req *req, const char *path);  /* full path: /storage/v1/… */
+void wispd_iam(struct wisp_http_req *req, const char *path);
+void wispd_artifactregistry(struct wisp_http_req *req, const char *path);
 
 /* Creates what a new state directory needs: token key, CA and server
  * certificate, the project and its owner service account with a key file.

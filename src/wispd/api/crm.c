@@ -34,10 +34,6 @@ static const struct wisp_jfield project_fields[] = {
     {"lifecycleState", WISP_J_STRING}, {"createTime", WISP_J_STRING}, {"tags", WISP_J_OBJECT},
     {NULL}};
 
-static const char *const CONCURRENT =
-    "There were concurrent policy changes. Please retry the whole read-modify-write with "
-    "exponential backoff.";
-
 static void now_rfc3339(char *out, size_t len)
 {
     struct timespec ts;
@@ -89,6 +85,15 @@ enum wisp_err wispd_project_create(struct wisp_txn *txn, const char *id, const c
     json_t *p = json_pack("{s:s, s:s, s:s, s:s, s:s}", "projectNumber", number, "projectId", id,
                           "lifecycleState", "ACTIVE", "name", display ? display : id,
                           "createTime", created);
+    /* Every project sits under the state directory's organization, so that
+     * organization-level policies (IAM and org policy) apply to it. */
+    json_t *orgs = NULL;
+    if (wispd_get_json(txn, "meta", "organization", &orgs, NULL) == WISP_OK) {
+        json_object_set_new(p, "parent",
+                            json_pack("{s:s, s:O}", "type", "organization", "id",
+                                      json_object_get(orgs, "id")));
+        json_decref(orgs);
+    }
     enum wisp_err err = wispd_put_json(txn, "project", id, p, 0, NULL);
     if (!err) {
         json_t *num = json_pack("{s:s}", "projectId", id);
@@ -158,16 +163,10 @@ static int list_one(const struct wisp_doc *doc, void *arg)
     if (lc->filter_id && strcmp(doc->name, lc->filter_id) != 0)
         return 0;
     char name[300];
-    snprintf(name, sizeof(name), "projects/%s", doc->name);
-    json_t *policy = NULL;
-    wispd_get_json(lc->txn, "iampolicy", name, &policy, NULL);
-    const json_t *policies[1] = {policy};
-    struct wisp_cond_env env;
-    wispd_cond_env_project(&env, name);
-    struct wisp_iam_target t = {.resource = name, .policies = policies, .n_policies = 1,
-                                .env = &env};
-    int ok = wisp_authorize(&lc->c->who, "resourcemanager.projects.get", &t, NULL, 0);
-    json_decref(policy);
+    struct wispd_resource r;
+    wispd_resource_project(&r, doc->name, name, sizeof(name));
+    int ok = 0;
+    wispd_allowed(lc->txn, &lc->c->who, "resourcemanager.projects.get", &r, &ok, NULL, 0);
     if (ok) {
         json_t *p = json_loadb(doc->body, doc->body_len, 0, NULL);
         if (p)
@@ -330,143 +329,6 @@ out:
     wispd_caller_free(c);
 }
 
-static int check_on(struct wisp_http_req *req, struct wisp_txn *txn, const struct wispd_caller *c,
-                    const char *perm, const struct wispd_iam_resource *r)
-{
-    return wispd_check_project(req, txn, c, perm, r->project_id);
-}
-
-void wispd_iam_get_policy(struct wisp_http_req *req, const struct wispd_caller *c,
-                          const struct wispd_iam_resource *r, int requested_version)
-{
-    struct wisp_txn *txn = NULL;
-    json_t *stored = NULL, *out = NULL;
-    int64_t rev = 0;
-    enum wisp_err err = wisp_store_begin(wispd_store(req), 0, &txn);
-    if (err) {
-        wispd_store_error(req, err);
-        goto out;
-    }
-    if (!check_on(req, txn, c, r->get_perm, r))
-        goto out;
-    err = wispd_get_json(txn, "iampolicy", r->name, &stored, &rev);
-    if (err && err != WISP_ENOTFOUND) {
-        wispd_store_error(req, err);
-        goto out;
-    }
-    char msg[256];
-    err = wisp_iam_policy_render(stored, rev, requested_version, &out, msg, sizeof(msg));
-    if (err) {
-        wisp_api_error(req, 400, NULL, "%s", msg);
-        goto out;
-    }
-    wisp_api_json(req, 200, out);
-out:
-    json_decref(stored);
-    wisp_store_rollback(txn);
-}
-
-void wispd_iam_set_policy(struct wisp_http_req *req, const struct wispd_caller *c,
-                          const struct wispd_iam_resource *r, const json_t *policy)
-{
-    struct wisp_txn *txn = NULL;
-    json_t *norm = NULL, *out = NULL, *current = NULL;
-    char msg[512];
-    norm = wisp_iam_policy_normalize(policy, msg, sizeof(msg));
-    if (!norm) {
-        wisp_api_error(req, 400, NULL, "%s", msg);
-        return;
-    }
-    int64_t expect = -1;
-    const char *etag = json_string_value(json_object_get(policy, "etag"));
-    if (etag && wisp_iam_etag_parse(etag, &expect) != WISP_OK) {
-        wisp_api_error(req, 400, NULL, "Invalid etag '%.64s'.", etag);
-        goto out;
-    }
-    enum wisp_err err = wisp_store_begin(wispd_store(req), 1, &txn);
-    if (err) {
-        wispd_store_error(req, err);
-        goto out;
-    }
-    if (!check_on(req, txn, c, r->set_perm, r))
-        goto out;
-    int64_t rev = 0;
-    err = wispd_get_json(txn, "iampolicy", r->name, &current, &rev);
-    if (err && err != WISP_ENOTFOUND) {
-        wispd_store_error(req, err);
-        goto out;
-    }
-    /* The etag compare happens under the write lock, in the same transaction
-     * as the write, so two read-modify-write clients cannot both win. */
-    if (expect >= 0 && expect != rev) {
-        wisp_api_error(req, 409, "ABORTED", "%s", CONCURRENT);
-        goto out;
-    }
-    int64_t new_rev;
-    err = wispd_put_json(txn, "iampolicy", r->name, norm, rev ? rev : 0, &new_rev);
-    if (!err)
-        err = wisp_store_commit(txn);
-    txn = NULL;
-    if (err == WISP_EABORTED || err == WISP_EEXIST) {
-        wisp_api_error(req, 409, "ABORTED", "%s", CONCURRENT);
-        goto out;
-    }
-    if (err) {
-        wispd_store_error(req, err);
-        goto out;
-    }
-    wisp_log_info("iam", "setIamPolicy %s by %s rev %lld", r->name, c->principal,
-                  (long long)new_rev);
-    if (wisp_iam_policy_render(norm, new_rev, 3, &out, msg, sizeof(msg)) == WISP_OK)
-        wisp_api_json(req, 200, out);
-    else
-        wisp_api_error(req, 500, NULL, "%s", msg);
-out:
-    json_decref(current);
-    json_decref(norm);
-    wisp_store_rollback(txn);
-}
-
-void wispd_iam_test_permissions(struct wisp_http_req *req, const struct wispd_caller *c,
-                                const struct wispd_iam_resource *r, const json_t *perms)
-{
-    struct wisp_txn *txn = NULL;
-    json_t *policy = NULL;
-    enum wisp_err err = wisp_store_begin(wispd_store(req), 0, &txn);
-    if (err) {
-        wispd_store_error(req, err);
-        return;
-    }
-    err = wispd_get_json(txn, "iampolicy", r->name, &policy, NULL);
-    json_t *granted = json_array();
-    size_t i;
-    json_t *p;
-    json_array_foreach(perms, i, p) {
-        const char *perm = json_string_value(p);
-        if (strchr(perm, '*')) {
-            json_decref(granted);
-            wisp_api_error(req, 400, NULL, "Permission %.128s is not valid: wildcards are not "
-                                           "allowed.", perm);
-            goto out;
-        }
-        const json_t *policies[1] = {policy};
-        struct wisp_cond_env env;
-        wispd_cond_env_project(&env, r->name);
-        struct wisp_iam_target t = {.resource = r->name, .policies = policies, .n_policies = 1,
-                                    .env = &env};
-        if (wisp_authorize(&c->who, perm, &t, NULL, 0))
-            json_array_append(granted, p);
-    }
-    json_t *resp = json_object();
-    if (json_array_size(granted))
-        json_object_set(resp, "permissions", granted);
-    json_decref(granted);
-    wisp_api_json(req, 200, resp);
-out:
-    json_decref(policy);
-    wisp_store_rollback(txn);
-}
-
 static void project_iam(struct wisp_http_req *req, const char *id, const char *verb)
 {
     struct wispd_caller *c = wispd_authenticate(req);
@@ -498,8 +360,9 @@ static void project_iam(struct wisp_http_req *req, const char *id, const char *v
                         name);
         goto out;
     }
-    struct wispd_iam_resource r = {name, "resourcemanager.projects.getIamPolicy",
-                                   "resourcemanager.projects.setIamPolicy", pid};
+    struct wispd_iam_resource r = {.get_perm = "resourcemanager.projects.getIamPolicy",
+                                   .set_perm = "resourcemanager.projects.setIamPolicy"};
+    wispd_resource_project(&r.res, pid, name, sizeof(name));
     if (strcmp(verb, "getIamPolicy") == 0) {
         json_t *v = json_object_get(json_object_get(body, "options"), "requestedPolicyVersion");
         wispd_iam_get_policy(req, c, &r, v ? (int)json_integer_value(v) : 0);
