@@ -21,6 +21,6 @@ say gcloud projects get-iam-policy "$P"
 cat <<MSG
 
 wisp is running (state: $WISP_STATE). To use it from this shell:
-  eval "\$(bin/wisp env)"
-Stop it with: bin/wisp down
+  eval "\$(bin/wisp env --state $WISP_STATE)"
+Stop it with: bin/wisp down --state $WISP_STATE
 MSG

@@ -12,6 +12,50 @@
 
 struct wispd wispd;
 
+/* x-goog-user-project names the project a call is charged to; the caller
+ * must be allowed to use it (serviceusage.services.use), as on Google. */
+static int quota_project_ok(struct wisp_http_req *req, const struct wispd_caller *c)
+{
+    const char *q = wisp_api_quota_project(req);
+    if (!q)
+        return 1;
+    struct wisp_txn *txn = NULL;
+    char *pid = NULL;
+    int ok = 0;
+    enum wisp_err err = wisp_store_begin(wispd_store(req), 0, &txn);
+    if (err) {
+        wispd_store_error(req, err);
+        return 0;
+    }
+    pid = wispd_project_id(txn, q);
+    struct wispd_resource r;
+    char name[300];
+    int allowed = 0;
+    char why[256];
+    if (pid) {
+        wispd_resource_project(&r, pid, name, sizeof(name));
+        if (wispd_allowed(txn, &c->who, "serviceusage.services.use", &r, &allowed, why,
+                          sizeof(why)) != WISP_OK) {
+            wispd_store_error(req, WISP_EIO);
+            goto out;
+        }
+    }
+    if (!allowed) {
+        wisp_api_error(req, 403, "PERMISSION_DENIED",
+                       "Caller '%s' does not have required permission to use project %.64s. "
+                       "Grant the caller the roles/serviceusage.serviceUsageConsumer role, or a "
+                       "custom role with the serviceusage.services.use permission (USER_PROJECT_"
+                       "DENIED).",
+                       c->principal, q);
+        goto out;
+    }
+    ok = 1;
+out:
+    free(pid);
+    wisp_store_rollback(txn);
+    return ok;
+}
+
 struct wispd_caller *wispd_authenticate(struct wisp_http_req *req)
 {
     const char *auth = wisp_http_header(req, "authorization");
@@ -45,6 +89,10 @@ struct wispd_caller *wispd_authenticate(struct wisp_http_req *req)
     c->who.ksa_uid = c->claims.ksa_uid;
     c->who.cluster_url = c->claims.cluster;
     c->principal = wisp_token_principal(&c->claims);
+    if (!quota_project_ok(req, c)) {
+        wispd_caller_free(c);
+        return NULL;
+    }
     return c;
 }
 

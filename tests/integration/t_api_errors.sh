@@ -80,4 +80,11 @@ import json,sys; m=json.load(open(sys.argv[1]))["error"]["message"]
 sys.exit(0 if "serviceAccount:wisp-owner@" in m and "resourcemanager.projects.getIamPolicy" in m and "projects/wisp-it-errors-q" in m else 1)' "$T_STATE/body"
 check "gcloud reports the denial and exits non-zero" bash -c "! gcloud projects get-iam-policy $Q > /dev/null 2>&1"
 
+# x-goog-user-project: the caller must be allowed to use the quota project.
+quota() { curl -sS --cacert "$CA" -o /dev/null -w '%{http_code}' -X POST \
+    -H "Authorization: Bearer $TOKEN" -H "x-goog-user-project: $1" "$BASE:getIamPolicy"; }
+check "quota project the caller may use -> 200" test "$(quota "$P")" = 200
+check "quota project the caller may not use -> 403" test "$(quota "$Q")" = 403
+check "unknown quota project -> 403" test "$(quota no-such-project)" = 403
+
 wisp_done
