@@ -20,6 +20,11 @@ char *wisp_rsa_public_pem(const char *pem);
  * of a key PEM; caller decrefs. */
 json_t *wisp_rsa_public_jwk(const char *pem, const char *kid);
 
+/* RSASSA-PKCS1-v1_5 with SHA-256 over data (signBlob). *sig_out is the
+ * caller's (free()). */
+enum wisp_err wisp_rsa_sign_sha256(const char *pem, const unsigned char *data, size_t len,
+                                   unsigned char **sig_out, size_t *siglen_out);
+
 /* The decoded protected header of a compact JWS, unverified: for choosing a
  * key by "kid" only. Caller decrefs; NULL if malformed. */
 json_t *wisp_jwt_peek_header(const char *jwt);

@@ -18,4 +18,9 @@ enum wisp_err wisp_pki_server_cert(const char *ca_cert_pem, const char *ca_key_p
                                    const char *const *ips, char **cert_pem_out,
                                    char **key_pem_out);
 
+/* A self-signed certificate for an existing key, for publishing the key
+ * the way Google does (x509 maps at .../certs). Caller frees. */
+enum wisp_err wisp_pki_self_signed(const char *key_pem, const char *common_name, long days,
+                                   char **cert_pem_out);
+
 #endif

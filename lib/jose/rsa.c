@@ -99,3 +99,28 @@ json_t *wisp_rsa_public_jwk(const char *pem, const char *kid)
     EVP_PKEY_free(pkey);
     return jwk;
 }
+
+enum wisp_err wisp_rsa_sign_sha256(const char *pem, const unsigned char *data, size_t len,
+                                   unsigned char **sig_out, size_t *siglen_out)
+{
+    EVP_PKEY *pkey = wisp__pem_to_pkey(pem);
+    EVP_MD_CTX *ctx = pkey ? EVP_MD_CTX_new() : NULL;
+    enum wisp_err err = WISP_EIO;
+    size_t n = 0;
+    unsigned char *sig = NULL;
+    if (!ctx || EVP_DigestSignInit(ctx, NULL, EVP_sha256(), NULL, pkey) != 1 ||
+        EVP_DigestSign(ctx, NULL, &n, data, len) != 1)
+        goto out;
+    sig = wisp_xmalloc(n);
+    if (EVP_DigestSign(ctx, sig, &n, data, len) != 1)
+        goto out;
+    *sig_out = sig;
+    *siglen_out = n;
+    sig = NULL;
+    err = WISP_OK;
+out:
+    free(sig);
+    EVP_MD_CTX_free(ctx);
+    EVP_PKEY_free(pkey);
+    return err;
+}

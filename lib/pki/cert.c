@@ -151,3 +151,23 @@ out:
         wisp_secret_free(key_pem, 0);
     return err;
 }
+
+enum wisp_err wisp_pki_self_signed(const char *key_pem, const char *common_name, long days,
+                                   char **cert_pem_out)
+{
+    EVP_PKEY *key = wisp__pem_to_pkey(key_pem);
+    X509 *x = key ? new_cert(key, common_name, days) : NULL;
+    enum wisp_err err = WISP_EIO;
+    if (!x)
+        goto out;
+    X509_set_issuer_name(x, X509_get_subject_name(x));
+    if (!X509_sign(x, key, EVP_sha256()))
+        goto out;
+    *cert_pem_out = x509_pem(x);
+    if (*cert_pem_out)
+        err = WISP_OK;
+out:
+    X509_free(x);
+    EVP_PKEY_free(key);
+    return err;
+}

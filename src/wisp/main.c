@@ -14,6 +14,7 @@ static const struct {
     {"down", cli_down, "stop it (state persists)"},
     {"status", cli_status, "say whether it runs, and where"},
     {"env", cli_env, "print the exports that point gcloud and kubectl at it"},
+    {"usage", cli_usage, "calls charged to each quota project, by API and method"},
 };
 
 static void usage(FILE *f)

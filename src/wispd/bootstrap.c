@@ -212,6 +212,13 @@ int wispd_bootstrap(struct wisp_store *st, const char *state_dir, const char *pr
     int rc = -1;
     if (ensure_token_key(txn) || ensure_pki(txn, state_dir) || ensure_org(txn))
         goto out;
+    /* The ID-token key exists from the start, so its certificates can be
+     * served from a read transaction. */
+    char *gkid = NULL, *gpem = NULL;
+    if (wispd_google_key(txn, &gkid, &gpem) != WISP_OK)
+        goto out;
+    free(gkid);
+    wisp_secret_free(gpem, 0);
     if (project_id) {
         json_t *p = NULL;
         char *owner = wisp_xasprintf("serviceAccount:wisp-owner@%s.iam.gserviceaccount.com",

@@ -15,8 +15,10 @@ static const struct {
     {"cloudresourcemanager", wispd_crm},
     {"serviceusage", wispd_serviceusage},
     {"oauth2", wispd_oauth2},
+    {"www", wispd_oauth2}, /* www.googleapis.com: certificates */
     {"iam", wispd_iam},
     {"artifactregistry", wispd_artifactregistry},
+    {"iamcredentials", wispd_iamcredentials},
 };
 
 /* Cloud Storage's paths carry their own prefix (/storage/v1/…,
@@ -47,6 +49,10 @@ void wispd_dispatch(struct wisp_http_req *req, void *ctx)
     int google_host = hl > sl && strcmp(host + hl - sl, suffix) == 0;
     if (strcmp(host, "storage.googleapis.com") == 0 || (!google_host && is_storage_path(path))) {
         wispd_storage(req, path);
+        return;
+    }
+    if (strcmp(host, "accounts.google.com") == 0) {
+        wispd_oauth2(req, path);
         return;
     }
     if (google_host) {

@@ -118,6 +118,25 @@ void wispd_oauth2(struct wisp_http_req *req, const char *path);
 void wispd_storage(struct wisp_http_req *req, const char *path);  /* full path: /storage/v1/… */
 void wispd_iam(struct wisp_http_req *req, const char *path);
 void wispd_artifactregistry(struct wisp_http_req *req, const char *path);
+void wispd_iamcredentials(struct wisp_http_req *req, const char *path);
+
+/* The key that signs ID tokens as https://accounts.google.com, and a
+ * service account's system-managed signing key; both created on first use,
+ * so txn must be a write transaction the first time. Caller frees *kid_out
+ * with free() and *pem_out with wisp_secret_free(). */
+enum wisp_err wispd_google_key(struct wisp_txn *txn, char **kid_out, char **pem_out);
+enum wisp_err wispd_sa_system_key(struct wisp_txn *txn, const char *email, char **kid_out,
+                                  char **pem_out);
+
+/* The public half of a key document as {kid: x509 PEM} (jwks=0) or a JWKS
+ * (jwks=1); NULL if the key does not exist yet. Caller decrefs. */
+json_t *wispd_public_keys(struct wisp_txn *txn, const char *kind, const char *name, int jwks);
+
+/* Counts one call of api.method charged to project (quota project or the
+ * resource's own), for `wisp usage`. Best effort: a store failure is logged,
+ * not returned, since the call itself succeeded. */
+void wispd_usage_count(struct wisp_http_req *req, const char *project, const char *api,
+                       const char *method);
 
 /* Creates what a new state directory needs: token key, CA and server
  * certificate, the project and its owner service account with a key file.

@@ -198,8 +198,69 @@ out:
         wisp_secret_free(form, 0);
 }
 
+/* Public keys, as www.googleapis.com publishes them: the ID-token keys at
+ * /oauth2/v1/certs (x509 map) and /oauth2/v3/certs (JWKS), and each service
+ * account's system key at /service_accounts/v1/metadata/{x509,jwk}/EMAIL
+ * (also the older /robot/v1/metadata/x509/EMAIL). No authentication. */
+static int certs(struct wisp_http_req *req, const char *path)
+{
+    const char *kind = NULL, *name = NULL;
+    int jwks = 0;
+    if (strncmp(path, "/oauth2", 7) == 0)
+        path += 7;
+    if (strcmp(path, "/v1/certs") == 0 || strcmp(path, "/v3/certs") == 0) {
+        kind = "googlekey";
+        name = "accounts.google.com";
+        jwks = path[2] == '3';
+    } else if (strncmp(path, "/service_accounts/v1/metadata/x509/", 35) == 0) {
+        kind = "sasyskey";
+        name = path + 35;
+    } else if (strncmp(path, "/robot/v1/metadata/x509/", 24) == 0) {
+        kind = "sasyskey";
+        name = path + 24;
+    } else if (strncmp(path, "/service_accounts/v1/metadata/jwk/", 34) == 0) {
+        kind = "sasyskey";
+        name = path + 34;
+        jwks = 1;
+    } else {
+        return 0;
+    }
+    struct wisp_txn *txn = NULL;
+    if (wisp_store_begin(wispd_store(req), 0, &txn) != WISP_OK) {
+        wispd_store_error(req, WISP_EBUSY);
+        return 1;
+    }
+    json_t *keys = wispd_public_keys(txn, kind, name, jwks);
+    wisp_store_rollback(txn);
+    if (!keys)
+        keys = jwks ? json_pack("{s:[]}", "keys") : json_object();
+    wisp_http_add_header(req, "Cache-Control", "public, max-age=3600");
+    wisp_api_json(req, 200, keys);
+    return 1;
+}
+
+/* OIDC discovery for https://accounts.google.com, the issuer of ID tokens. */
+static void openid_configuration(struct wisp_http_req *req)
+{
+    wisp_api_json(req, 200,
+                  json_pack("{s:s, s:s, s:s, s:[s], s:[s], s:[s], s:[s]}", "issuer",
+                            "https://accounts.google.com", "jwks_uri",
+                            "https://www.googleapis.com/oauth2/v3/certs", "token_endpoint",
+                            "https://oauth2.googleapis.com/token", "id_token_signing_alg_values_"
+                            "supported", "RS256", "response_types_supported", "id_token",
+                            "subject_types_supported", "public", "claims_supported", "aud"));
+}
+
 void wispd_oauth2(struct wisp_http_req *req, const char *path)
 {
+    if (strcmp(req->method, "GET") == 0) {
+        if (strcmp(path, "/.well-known/openid-configuration") == 0) {
+            openid_configuration(req);
+            return;
+        }
+        if (certs(req, path))
+            return;
+    }
     if ((strcmp(path, "/token") == 0 || strcmp(path, "/oauth2/v4/token") == 0) &&
         strcmp(req->method, "POST") == 0)
         token(req);
