@@ -19,6 +19,7 @@ static const struct {
     {"iam", wispd_iam},
     {"artifactregistry", wispd_artifactregistry},
     {"iamcredentials", wispd_iamcredentials},
+    {"sts", wispd_sts},
 };
 
 /* Cloud Storage's paths carry their own prefix (/storage/v1/…,

@@ -119,6 +119,7 @@ void wispd_storage(struct wisp_http_req *req, const char *path);  /* full path: 
 void wispd_iam(struct wisp_http_req *req, const char *path);
 void wispd_artifactregistry(struct wisp_http_req *req, const char *path);
 void wispd_iamcredentials(struct wisp_http_req *req, const char *path);
+void wispd_sts(struct wisp_http_req *req, const char *path);
 
 /* The key that signs ID tokens as https://accounts.google.com, and a
  * service account's system-managed signing key; both created on first use,
@@ -137,6 +138,29 @@ json_t *wispd_public_keys(struct wisp_txn *txn, const char *kind, const char *na
  * not returned, since the call itself succeeded. */
 void wispd_usage_count(struct wisp_http_req *req, const char *project, const char *api,
                        const char *method);
+
+/* --- cluster OIDC issuers (src/wispd/issuer.c) --- */
+
+/* The GKE issuer URL of a cluster; caller frees. */
+char *wispd_issuer_url(const char *project_id, const char *location, const char *cluster);
+/* Creates the cluster's issuer (an RS256 key) if absent, and records which
+ * workload pool trusts it (pool NULL: none). */
+enum wisp_err wispd_issuer_ensure(struct wisp_txn *txn, const char *project_id,
+                                  const char *location, const char *cluster, const char *pool);
+/* Moves the issuer to another pool, or out of any (pool NULL). */
+enum wisp_err wispd_issuer_set_pool(struct wisp_txn *txn, const char *issuer_url,
+                                    const char *pool);
+enum wisp_err wispd_issuer_delete(struct wisp_txn *txn, const char *issuer_url);
+/* The newest signing key; caller frees *kid_out, and *pem_out with
+ * wisp_secret_free(). */
+enum wisp_err wispd_issuer_signing_key(struct wisp_txn *txn, const char *issuer_url,
+                                       char **kid_out, char **pem_out);
+/* Every key trusted for pool: [{kid, issuer, publicKeyPem}]; caller
+ * decrefs; NULL on a store failure. */
+json_t *wispd_issuer_pool_keys(struct wisp_txn *txn, const char *pool);
+/* GET ISSUER/.well-known/openid-configuration and ISSUER/jwks. */
+void wispd_issuer_discovery(struct wisp_http_req *req, const char *issuer_url);
+void wispd_issuer_jwks(struct wisp_http_req *req, const char *issuer_url);
 
 /* Creates what a new state directory needs: token key, CA and server
  * certificate, the project and its owner service account with a key file.
