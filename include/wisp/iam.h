@@ -78,6 +78,11 @@ struct wisp_iam_target {
      * policy policies[p] is ("projects/p", "organizations/1"), for why
      * texts and explanations. Borrowed. */
     const char *const *policy_names;
+    /* Optional: the custom roles the policies bind ("projects/P/roles/R" ->
+     * the role's stored document {"includedPermissions", "stage",
+     * "deleted"?}), loaded by the caller from the store. A custom role not
+     * here, deleted, or at stage DISABLED grants nothing. Borrowed. */
+    const json_t *custom_roles;
 };
 
 /* Decides whether caller holds permission on target. Returns 1 to allow,

@@ -17,10 +17,24 @@
 int wisp__iam_role_grants(const struct wisp_iam_target *t, const char *role,
                           const char *permission)
 {
-    /* Custom roles live in the store and are resolved by the caller into
-     * predefined-role form before evaluation; here only predefined ones. */
-    (void)t;
-    return wisp_iam_role_grants(role, permission);
+    if (strncmp(role, "roles/", 6) == 0)
+        return wisp_iam_role_grants(role, permission);
+    /* Custom roles live in the store; the caller passes the ones its
+     * policies bind. As on Google, a deleted or disabled one grants nothing
+     * while its bindings stay in place. */
+    const json_t *r = json_object_get(t->custom_roles, role);
+    const char *stage = json_string_value(json_object_get(r, "stage"));
+    if (!r || json_is_true(json_object_get(r, "deleted")) ||
+        (stage && strcmp(stage, "DISABLED") == 0))
+        return 0;
+    size_t i;
+    json_t *p;
+    json_array_foreach(json_object_get(r, "includedPermissions"), i, p) {
+        const char *s = json_string_value(p);
+        if (s && strcmp(s, permission) == 0)
+            return 1;
+    }
+    return 0;
 }
 
 static int condition_true(const json_t *cond, const struct wisp_cond_env *env)

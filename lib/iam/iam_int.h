@@ -54,7 +54,7 @@ void wisp__iam_keyset_cleanup(struct wisp__iam_keyset *ks);
 uint64_t wisp__iam_hash(const char *s, size_t len);
 
 /* Whether role grants permission for this target: predefined roles from
- * data/roles.json. Implemented in authorize.c, shared by every path so that
+ * data/roles.json, custom ones from t->custom_roles. Implemented in authorize.c, shared by every path so that
  * the linear and the indexed decision resolve roles the same way. */
 int wisp__iam_role_grants(const struct wisp_iam_target *t, const char *role,
                           const char *permission);

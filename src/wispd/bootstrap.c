@@ -126,6 +126,9 @@ static int ensure_sa(struct wisp_txn *txn, const char *project, const char *acco
                        "oauth2ClientId", unique, "etag", "MDEwMjE5MjA=");
         rc = wispd_put_json(txn, "sa", email, sa, 0, NULL) == WISP_OK ? 0 : -1;
     }
+    /* Every start, so state directories from before the index get it. */
+    if (!rc && wispd_sa_index_put(txn, sa) != WISP_OK)
+        rc = -1;
 out:
     json_decref(sa);
     free(email);
@@ -241,6 +244,8 @@ int wispd_bootstrap(struct wisp_store *st, const char *state_dir, const char *pr
         if (bad)
             goto out;
     }
+    if (wispd_member_refs_init(txn) != WISP_OK)
+        goto out;
     rc = wisp_store_commit(txn) == WISP_OK ? 0 : -1;
     txn = NULL;
 out:

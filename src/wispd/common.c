@@ -171,21 +171,25 @@ void wispd_resource_project(struct wispd_resource *r, const char *project_id, ch
 
 /* The policy chain of r, nearest first: its own policy (unless it is the
  * project), its project's, and the project's organization's. Entries may be
- * NULL. Returns the number filled, or -1 on a store error. */
-static int load_chain(struct wisp_txn *txn, const struct wispd_resource *r, json_t *out[3])
+ * NULL; names[i] (buffers of 300 bytes) get each policy's resource name.
+ * Returns the number filled, or -1 on a store error. */
+static int load_chain(struct wisp_txn *txn, const struct wispd_resource *r, json_t *out[3],
+                      char names[3][300])
 {
-    char pname[300];
     int n = 0;
     enum wisp_err err;
+    char pname[300];
     snprintf(pname, sizeof(pname), "projects/%s", r->project_id);
     if (strcmp(r->name, pname) != 0) {
         out[n] = NULL;
+        snprintf(names[n], 300, "%s", r->name);
         err = wispd_get_json(txn, "iampolicy", r->name, &out[n], NULL);
         if (err && err != WISP_ENOTFOUND)
             return -1;
         n++;
     }
     out[n] = NULL;
+    snprintf(names[n], 300, "%s", pname);
     err = wispd_get_json(txn, "iampolicy", pname, &out[n], NULL);
     if (err && err != WISP_ENOTFOUND)
         goto fail;
@@ -195,11 +199,9 @@ static int load_chain(struct wisp_txn *txn, const struct wispd_resource *r, json
         const char *org = json_string_value(
             json_object_get(json_object_get(project, "parent"), "id"));
         out[n] = NULL;
-        if (org) {
-            char oname[128];
-            snprintf(oname, sizeof(oname), "organizations/%s", org);
-            wispd_get_json(txn, "iampolicy", oname, &out[n], NULL);
-        }
+        snprintf(names[n], 300, "organizations/%s", org ? org : "-");
+        if (org)
+            wispd_get_json(txn, "iampolicy", names[n], &out[n], NULL);
         n++;
         json_decref(project);
     }
@@ -210,21 +212,100 @@ fail:
     return -1;
 }
 
+static int64_t now_ms(void);
+
+/* The custom roles ("projects/P/roles/R", "organizations/N/roles/R") the
+ * chain's bindings name, as {name: stored role document}, for
+ * wisp_iam_target.custom_roles; NULL when there are none (the common case
+ * costs nothing). Roles that do not exist are left out, so they grant
+ * nothing. WISP_EIO on a store failure. */
+static enum wisp_err load_custom_roles(struct wisp_txn *txn, json_t *chain[3], int n,
+                                       json_t **out)
+{
+    *out = NULL;
+    for (int i = 0; i < n; i++) {
+        size_t j;
+        json_t *b;
+        json_array_foreach(json_object_get(chain[i], "bindings"), j, b) {
+            const char *role = json_string_value(json_object_get(b, "role"));
+            if (!role || strncmp(role, "roles/", 6) == 0 || json_object_get(*out, role))
+                continue;
+            json_t *doc = NULL;
+            enum wisp_err err = wispd_get_json(txn, "role", role, &doc, NULL);
+            if (err == WISP_ENOTFOUND)
+                continue;
+            if (err) {
+                json_decref(*out);
+                *out = NULL;
+                return WISP_EIO;
+            }
+            if (!*out)
+                *out = json_object();
+            json_object_set_new(*out, role, doc);
+        }
+    }
+    return WISP_OK;
+}
+
+/* Builds the authorization target of r from a loaded chain. */
+static void target_of(const struct wispd_resource *r, json_t *chain[3], int n,
+                      char names[3][300], const char *name_ptrs[3],
+                      struct wisp_cond_env *env, struct wisp_iam_target *t)
+{
+    for (int i = 0; i < n; i++)
+        name_ptrs[i] = names[i];
+    *env = (struct wisp_cond_env){r->name, r->type, r->service, now_ms()};
+    *t = (struct wisp_iam_target){.resource = r->name, .policies = (const json_t **)chain,
+                                  .n_policies = (size_t)n, .env = env,
+                                  .policy_names = name_ptrs};
+}
+
+json_t *wispd_explain(struct wisp_txn *txn, const struct wisp_caller *who,
+                      const char *permission, const struct wispd_resource *r)
+{
+    json_t *chain[3];
+    char names[3][300];
+    const char *name_ptrs[3];
+    int n = load_chain(txn, r, chain, names);
+    if (n < 0)
+        return NULL;
+    struct wisp_cond_env env;
+    struct wisp_iam_target t;
+    target_of(r, chain, n, names, name_ptrs, &env, &t);
+    json_t *custom = NULL, *out = NULL;
+    if (load_custom_roles(txn, chain, n, &custom) == WISP_OK) {
+        t.custom_roles = custom;
+        out = wisp_iam_explain(who, permission, &t);
+    }
+    json_decref(custom);
+    for (int i = 0; i < n; i++)
+        json_decref(chain[i]);
+    return out;
+}
+
 enum wisp_err wispd_allowed(struct wisp_txn *txn, const struct wisp_caller *who,
                             const char *permission, const struct wispd_resource *r, int *allowed,
                             char *why, size_t whylen)
 {
     json_t *chain[3];
-    int n = load_chain(txn, r, chain);
+    char names[3][300];
+    const char *name_ptrs[3];
+    int n = load_chain(txn, r, chain, names);
     if (n < 0)
         return WISP_EIO;
-    struct wisp_cond_env env = {r->name, r->type, r->service, now_ms()};
-    struct wisp_iam_target target = {.resource = r->name, .policies = (const json_t **)chain,
-                                     .n_policies = (size_t)n, .env = &env};
-    *allowed = wisp_authorize(who, permission, &target, why, whylen);
+    struct wisp_cond_env env;
+    struct wisp_iam_target target;
+    target_of(r, chain, n, names, name_ptrs, &env, &target);
+    json_t *custom = NULL;
+    enum wisp_err err = load_custom_roles(txn, chain, n, &custom);
+    if (!err) {
+        target.custom_roles = custom;
+        *allowed = wisp_authorize(who, permission, &target, why, whylen);
+    }
+    json_decref(custom);
     for (int i = 0; i < n; i++)
         json_decref(chain[i]);
-    return WISP_OK;
+    return err;
 }
 
 int wispd_check(struct wisp_http_req *req, struct wisp_txn *txn, const struct wispd_caller *c,

@@ -20,14 +20,18 @@ static const struct {
     {"artifactregistry", wispd_artifactregistry},
     {"iamcredentials", wispd_iamcredentials},
     {"sts", wispd_sts},
+    {"container", wispd_container},
+    {"policytroubleshooter", wispd_troubleshoot},
 };
 
 /* Cloud Storage's paths carry their own prefix (/storage/v1/…,
- * /upload/storage/v1/…, /download/storage/v1/…) on storage.googleapis.com
+ * /upload/storage/v1/…, /resumable/upload/storage/v1/… as apitools starts
+ * resumable uploads, /download/storage/v1/…) on storage.googleapis.com
  * and on the loopback port alike, so it always gets the whole path. */
 static int is_storage_path(const char *path)
 {
     return strncmp(path, "/storage/", 9) == 0 || strncmp(path, "/upload/storage/", 16) == 0 ||
+           strncmp(path, "/resumable/upload/storage/", 26) == 0 ||
            strncmp(path, "/download/storage/", 18) == 0;
 }
 

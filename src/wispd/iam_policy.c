@@ -12,6 +12,16 @@
 #include "wisp/log.h"
 #include "wispd.h"
 
+/* Adds the resource type's own fields to an answer (storage's kind and
+ * resourceId); most types have none. */
+static void decorate_policy(json_t *out, const struct wispd_iam_resource *r)
+{
+    if (r->policy_kind) {
+        json_object_set_new(out, "kind", json_string(r->policy_kind));
+        json_object_set_new(out, "resourceId", json_string(r->res.name));
+    }
+}
+
 static const char *const CONCURRENT =
     "There were concurrent policy changes. Please retry the whole read-modify-write with "
     "exponential backoff.";
@@ -40,6 +50,7 @@ void wispd_iam_get_policy(struct wisp_http_req *req, const struct wispd_caller *
         wisp_api_error(req, 400, NULL, "%s", msg);
         goto out;
     }
+    decorate_policy(out, r);
     wisp_api_json(req, 200, out);
 out:
     json_decref(stored);
@@ -85,6 +96,8 @@ void wispd_iam_set_policy(struct wisp_http_req *req, const struct wispd_caller *
     int64_t new_rev;
     err = wispd_put_json(txn, "iampolicy", r->res.name, norm, rev ? rev : 0, &new_rev);
     if (!err)
+        err = wispd_member_refs_update(txn, r->res.name, current, norm);
+    if (!err)
         err = wisp_store_commit(txn);
     txn = NULL;
     if (err == WISP_EABORTED || err == WISP_EEXIST) {
@@ -97,10 +110,12 @@ void wispd_iam_set_policy(struct wisp_http_req *req, const struct wispd_caller *
     }
     wisp_log_info("iam", "setIamPolicy %s by %s rev %lld", r->res.name, c->principal,
                   (long long)new_rev);
-    if (wisp_iam_policy_render(norm, new_rev, 3, &out, msg, sizeof(msg)) == WISP_OK)
+    if (wisp_iam_policy_render(norm, new_rev, 3, &out, msg, sizeof(msg)) == WISP_OK) {
+        decorate_policy(out, r);
         wisp_api_json(req, 200, out);
-    else
+    } else {
         wisp_api_error(req, 500, NULL, "%s", msg);
+    }
 out:
     json_decref(current);
     json_decref(norm);
@@ -137,6 +152,8 @@ void wispd_iam_test_permissions(struct wisp_http_req *req, const struct wispd_ca
             json_array_append(granted, p);
     }
     json_t *resp = json_object();
+    if (r->test_kind)
+        json_object_set_new(resp, "kind", json_string(r->test_kind));
     if (json_array_size(granted))
         json_object_set(resp, "permissions", granted);
     json_decref(granted);

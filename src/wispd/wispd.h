@@ -60,6 +60,11 @@ enum wisp_err wispd_allowed(struct wisp_txn *txn, const struct wisp_caller *who,
                             const char *permission, const struct wispd_resource *r, int *allowed,
                             char *why, size_t whylen);
 
+/* The troubleshooter's view of the same decision: wisp_iam_explain() over
+ * r's policy chain. Caller decrefs; NULL on a store failure. */
+json_t *wispd_explain(struct wisp_txn *txn, const struct wisp_caller *who,
+                      const char *permission, const struct wispd_resource *r);
+
 /* Checks permission on r. On denial answers 403 naming principal,
  * permission and resource, and returns 0; returns 1 when allowed. */
 int wispd_check(struct wisp_http_req *req, struct wisp_txn *txn, const struct wispd_caller *c,
@@ -96,6 +101,10 @@ char *wispd_project_id(struct wisp_txn *txn, const char *id_or_number);
 struct wispd_iam_resource {
     struct wispd_resource res; /* res.name is the iampolicy document */
     const char *get_perm, *set_perm;
+    /* Cloud Storage's shapes, NULL elsewhere: when set, policy answers carry
+     * "kind": policy_kind and "resourceId": res.name, and testPermissions
+     * answers "kind": test_kind. */
+    const char *policy_kind, *test_kind;
 };
 void wispd_iam_get_policy(struct wisp_http_req *req, const struct wispd_caller *c,
                           const struct wispd_iam_resource *r, int requested_version);
@@ -103,6 +112,25 @@ void wispd_iam_set_policy(struct wisp_http_req *req, const struct wispd_caller *
                           const struct wispd_iam_resource *r, const json_t *policy);
 void wispd_iam_test_permissions(struct wisp_http_req *req, const struct wispd_caller *c,
                                 const struct wispd_iam_resource *r, const json_t *perms);
+
+/* The reverse index from service-account members to the allow policies
+ * that name them (src/wispd/member_refs.c). Every write of an "iampolicy"
+ * document must call wispd_member_refs_update in the same write
+ * transaction, with the stored policy before (NULL if none) and after
+ * (NULL if deleted). wispd_member_refs_rename rewrites member from to to
+ * (canonical forms) in every policy that names it, keeping the index
+ * right; deleting and undeleting a service account use it. */
+enum wisp_err wispd_member_refs_update(struct wisp_txn *txn, const char *policy_name,
+                                       const json_t *old_policy, const json_t *new_policy);
+enum wisp_err wispd_member_refs_rename(struct wisp_txn *txn, const char *from, const char *to);
+/* Builds the index from every stored policy, once per state directory
+ * (bootstrap calls it; later calls find it done). */
+enum wisp_err wispd_member_refs_init(struct wisp_txn *txn);
+
+/* Indexes service account document sa (kind "sa", name = email) by unique
+ * ID and by project, for lookup by ID and listing (src/wispd/api/iam_sa.c).
+ * Whoever writes a new "sa" document calls it in the same transaction. */
+enum wisp_err wispd_sa_index_put(struct wisp_txn *txn, const json_t *sa);
 
 /* Projects: ID syntax, and creation with a fresh number and an owner. */
 int wispd_project_id_valid(const char *id);
@@ -120,6 +148,14 @@ void wispd_iam(struct wisp_http_req *req, const char *path);
 void wispd_artifactregistry(struct wisp_http_req *req, const char *path);
 void wispd_iamcredentials(struct wisp_http_req *req, const char *path);
 void wispd_sts(struct wisp_http_req *req, const char *path);
+void wispd_troubleshoot(struct wisp_http_req *req, const char *path);
+void wispd_container(struct wisp_http_req *req, const char *path);
+/* CRM v1 {projects,organizations}/X:{set,get,getEffective,clear}OrgPolicy. */
+void wispd_orgpolicy(struct wisp_http_req *req, const char *path);
+/* Whether boolean constraint ("constraints/…") is enforced on the project,
+ * its own policy overriding its organization's. */
+int wispd_orgpolicy_enforced(struct wisp_txn *txn, const char *project_id,
+                             const char *constraint);
 
 /* The key that signs ID tokens as https://accounts.google.com, and a
  * service account's system-managed signing key; both created on first use,

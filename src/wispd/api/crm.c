@@ -106,6 +106,8 @@ enum wisp_err wispd_project_create(struct wisp_txn *txn, const char *id, const c
         json_t *pol = json_pack("{s:[{s:s, s:[s]}]}", "bindings", "role", "roles/owner",
                                 "members", owner_member);
         err = wispd_put_json(txn, "iampolicy", name, pol, 0, NULL);
+        if (!err)
+            err = wispd_member_refs_update(txn, name, NULL, pol);
         json_decref(pol);
     }
     if (err || !out)
@@ -387,6 +389,12 @@ out:
 void wispd_crm(struct wisp_http_req *req, const char *path)
 {
     const char *m = req->method;
+    const char *ov = strrchr(path, ':');
+    if (ov && strstr(ov, "OrgPolicy") &&
+        (strncmp(path, "/v1/projects/", 13) == 0 || strncmp(path, "/v1/organizations/", 18) == 0)) {
+        wispd_orgpolicy(req, path);
+        return;
+    }
     if (strncmp(path, "/v1/operations/", 15) == 0 && strcmp(m, "GET") == 0) {
         operation_get(req, path + 15);
         return;
