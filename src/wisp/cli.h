@@ -39,6 +39,7 @@ int cli_down(int argc, char **argv);
 int cli_status(int argc, char **argv);
 int cli_env(int argc, char **argv);
 int cli_usage(int argc, char **argv);
+int cli_iam(int argc, char **argv);
 
 /* Shared option parsing for the verbs: --state DIR, --project ID, --help.
  * Returns 0, or an exit code to return. usage is printed for --help. */

@@ -15,6 +15,7 @@ static const struct {
     {"status", cli_status, "say whether it runs, and where"},
     {"env", cli_env, "print the exports that point gcloud and kubectl at it"},
     {"usage", cli_usage, "calls charged to each quota project, by API and method"},
+    {"iam", cli_iam, "iam explain PRINCIPAL PERMISSION RESOURCE: why access is (not) granted"},
 };
 
 static void usage(FILE *f)
