@@ -151,7 +151,10 @@ int main(int argc, char **argv)
     wisp_store_close(st);
     st = NULL;
 
-    struct wisp_http_config cfg = {.n_threads = (unsigned)atoi(opt("threads")),
+    /* Bodies up to 65 MiB: gcloud storage sends a resumable upload as one
+     * PUT of the whole object, and objects may be up to 64 MiB. */
+    struct wisp_http_config cfg = {.limits = {.max_body = 65u << 20},
+                                   .n_threads = (unsigned)atoi(opt("threads")),
                                    .on_thread_start = thread_start,
                                    .on_thread_stop = thread_stop};
     server = wisp_http_server_new(&cfg);
