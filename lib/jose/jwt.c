@@ -61,11 +61,40 @@ json_t *wisp_jwt_peek_header(const char *jwt)
     return h;
 }
 
+/* The compact form, checked before cjose sees it: exactly three segments of
+ * unpadded base64url, header and payload non-empty. cjose asserts (aborts
+ * the process) on some malformed input, such as '=' inside a segment, so
+ * nothing else may reach it. */
+static int compact_ok(const char *jwt, size_t len)
+{
+    int dots = 0;
+    size_t seg = 0;
+    for (size_t i = 0; i < len; i++) {
+        char c = jwt[i];
+        if (c == '.') {
+            if (seg == 0 && dots < 2)
+                return 0;
+            dots++;
+            seg = 0;
+            continue;
+        }
+        if (!((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
+              c == '-' || c == '_'))
+            return 0;
+        seg++;
+    }
+    return dots == 2 && seg > 0;
+}
+
 json_t *wisp_jwt_verify_rs256(const char *jwt, const char *key_pem, const char **why)
 {
     size_t len = strnlen(jwt, MAX_JWT + 1);
     if (len > MAX_JWT) {
         *why = "token too large";
+        return NULL;
+    }
+    if (!compact_ok(jwt, len)) {
+        *why = "malformed token";
         return NULL;
     }
     json_t *hdr = wisp_jwt_peek_header(jwt);

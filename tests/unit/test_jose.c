@@ -80,6 +80,11 @@ static void refuses_other_algs(void **state)
     assert_null(wisp_jwt_verify_rs256("a.b", key1, &why));
     assert_null(wisp_jwt_verify_rs256("", key1, &why));
     assert_null(wisp_jwt_peek_header("%%%.x.y"));
+    /* Found by fuzzing: cjose aborts on '=' inside a segment; such input
+     * must be refused before it gets there. */
+    assert_null(wisp_jwt_verify_rs256("eyJhbGciOiJSUzI1NiJ9.eyJzd=IiOiJzdHViIn0.c2ln", key1, &why));
+    assert_null(wisp_jwt_verify_rs256("eyJhbGciOiJSUzI1NiJ9..c2ln", key1, &why));
+    assert_null(wisp_jwt_verify_rs256("a.b.c.d", key1, &why));
     free(none);
     free(hs);
     free(embedded);
