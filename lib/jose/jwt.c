@@ -93,10 +93,6 @@ json_t *wisp_jwt_verify_rs256(const char *jwt, const char *key_pem, const char *
         *why = "token too large";
         return NULL;
     }
-    if (!compact_ok(jwt, len)) {
-        *why = "malformed token";
-        return NULL;
-    }
     json_t *hdr = wisp_jwt_peek_header(jwt);
     const char *alg = hdr ? json_string_value(json_object_get(hdr, "alg")) : NULL;
     if (!hdr) {
@@ -109,6 +105,10 @@ json_t *wisp_jwt_verify_rs256(const char *jwt, const char *key_pem, const char *
         return NULL;
     }
     json_decref(hdr);
+    if (!compact_ok(jwt, len)) {
+        *why = "malformed token";
+        return NULL;
+    }
     cjose_err cerr;
     json_t *claims = NULL;
     cjose_jwk_t *jwk = NULL;
