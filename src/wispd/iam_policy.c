@@ -12,6 +12,25 @@
 #include "wisp/log.h"
 #include "wispd.h"
 
+/* The request bodies of the policy methods, shared by every API that has
+ * them (Storage embeds the binding schema in its own policy shape). */
+static const struct wisp_jfield expr_fields[] = {
+    {"title", WISP_J_STRING}, {"description", WISP_J_STRING},
+    {"expression", WISP_J_STRING}, {"location", WISP_J_STRING}, {NULL}};
+const struct wisp_jfield wispd_iam_binding_fields[] = {
+    {"role", WISP_J_STRING}, {"members", WISP_J_ARRAY, WISP_J_STRING},
+    {"condition", WISP_J_OBJECT, 0, expr_fields}, {NULL}};
+static const struct wisp_jfield policy_fields[] = {
+    {"version", WISP_J_INT}, {"bindings", WISP_J_ARRAY, WISP_J_OBJECT, wispd_iam_binding_fields},
+    {"auditConfigs", WISP_J_ARRAY, WISP_J_OBJECT}, {"etag", WISP_J_STRING}, {NULL}};
+const struct wisp_jfield wispd_iam_set_policy_fields[] = {
+    {"policy", WISP_J_OBJECT, 0, policy_fields}, {"updateMask", WISP_J_STRING}, {NULL}};
+static const struct wisp_jfield options_fields[] = {{"requestedPolicyVersion", WISP_J_INT}, {NULL}};
+const struct wisp_jfield wispd_iam_get_policy_fields[] = {
+    {"options", WISP_J_OBJECT, 0, options_fields}, {NULL}};
+const struct wisp_jfield wispd_iam_test_fields[] = {
+    {"permissions", WISP_J_ARRAY, WISP_J_STRING}, {NULL}};
+
 /* Adds the resource type's own fields to an answer (storage's kind and
  * resourceId); most types have none. */
 static void decorate_policy(json_t *out, const struct wispd_iam_resource *r)

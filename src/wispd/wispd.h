@@ -7,6 +7,7 @@
 
 #include <jansson.h>
 #include <stdint.h>
+#include "wisp/api.h"
 #include "wisp/http.h"
 #include "wisp/cond.h"
 #include "wisp/member.h"
@@ -106,6 +107,12 @@ struct wispd_iam_resource {
      * answers "kind": test_kind. */
     const char *policy_kind, *test_kind;
 };
+/* Request-body schemas of getIamPolicy / setIamPolicy / testIamPermissions,
+ * and of one binding (for APIs with their own policy shape). */
+extern const struct wisp_jfield wispd_iam_binding_fields[];
+extern const struct wisp_jfield wispd_iam_get_policy_fields[];
+extern const struct wisp_jfield wispd_iam_set_policy_fields[];
+extern const struct wisp_jfield wispd_iam_test_fields[];
 void wispd_iam_get_policy(struct wisp_http_req *req, const struct wispd_caller *c,
                           const struct wispd_iam_resource *r, int requested_version);
 void wispd_iam_set_policy(struct wisp_http_req *req, const struct wispd_caller *c,

@@ -79,19 +79,6 @@ static const char *const unsupported_fields[] = {
     "cleanupPolicies", "vulnerabilityScanningConfig", "sbomConfig",
     "networkConfig",   "disallowUnspecifiedMode", NULL};
 
-static const struct wisp_jfield expr_fields[] = {
-    {"title", WISP_J_STRING}, {"description", WISP_J_STRING},
-    {"expression", WISP_J_STRING}, {"location", WISP_J_STRING}, {NULL}};
-static const struct wisp_jfield binding_fields[] = {
-    {"role", WISP_J_STRING}, {"members", WISP_J_ARRAY, WISP_J_STRING},
-    {"condition", WISP_J_OBJECT, 0, expr_fields}, {NULL}};
-static const struct wisp_jfield policy_fields[] = {
-    {"version", WISP_J_INT}, {"bindings", WISP_J_ARRAY, WISP_J_OBJECT, binding_fields},
-    {"auditConfigs", WISP_J_ARRAY, WISP_J_OBJECT}, {"etag", WISP_J_STRING}, {NULL}};
-static const struct wisp_jfield set_policy_fields[] = {
-    {"policy", WISP_J_OBJECT, 0, policy_fields}, {"updateMask", WISP_J_STRING}, {NULL}};
-static const struct wisp_jfield test_fields[] = {
-    {"permissions", WISP_J_ARRAY, WISP_J_STRING}, {NULL}};
 
 /* --- names --------------------------------------------------------------- */
 
@@ -832,7 +819,7 @@ static void repo_iam(struct wisp_http_req *req, const struct ar_path *ap)
         }
         version = (int)lv;
     } else {
-        body = wisp_api_body(req, set ? set_policy_fields : test_fields);
+        body = wisp_api_body(req, set ? wispd_iam_set_policy_fields : wispd_iam_test_fields);
         if (!body)
             goto out;
         if (set && !json_object_get(body, "policy")) {

@@ -12,22 +12,6 @@
 #include "wisp/log.h"
 #include "../wispd.h"
 
-static const struct wisp_jfield expr_fields[] = {
-    {"title", WISP_J_STRING}, {"description", WISP_J_STRING},
-    {"expression", WISP_J_STRING}, {"location", WISP_J_STRING}, {NULL}};
-static const struct wisp_jfield binding_fields[] = {
-    {"role", WISP_J_STRING}, {"members", WISP_J_ARRAY, WISP_J_STRING},
-    {"condition", WISP_J_OBJECT, 0, expr_fields}, {NULL}};
-static const struct wisp_jfield policy_fields[] = {
-    {"version", WISP_J_INT}, {"bindings", WISP_J_ARRAY, WISP_J_OBJECT, binding_fields},
-    {"auditConfigs", WISP_J_ARRAY, WISP_J_OBJECT}, {"etag", WISP_J_STRING}, {NULL}};
-static const struct wisp_jfield set_policy_fields[] = {
-    {"policy", WISP_J_OBJECT, 0, policy_fields}, {"updateMask", WISP_J_STRING}, {NULL}};
-static const struct wisp_jfield options_fields[] = {{"requestedPolicyVersion", WISP_J_INT}, {NULL}};
-static const struct wisp_jfield get_policy_fields[] = {
-    {"options", WISP_J_OBJECT, 0, options_fields}, {NULL}};
-static const struct wisp_jfield test_fields[] = {
-    {"permissions", WISP_J_ARRAY, WISP_J_STRING}, {NULL}};
 static const struct wisp_jfield project_fields[] = {
     {"projectId", WISP_J_STRING}, {"name", WISP_J_STRING}, {"parent", WISP_J_OBJECT},
     {"labels", WISP_J_OBJECT}, {"projectNumber", WISP_J_STRING},
@@ -339,9 +323,9 @@ static void project_iam(struct wisp_http_req *req, const char *id, const char *v
     char *pid = NULL;
     if (!c)
         return;
-    const struct wisp_jfield *schema = strcmp(verb, "getIamPolicy") == 0   ? get_policy_fields
-                                       : strcmp(verb, "setIamPolicy") == 0 ? set_policy_fields
-                                                                           : test_fields;
+    const struct wisp_jfield *schema = strcmp(verb, "getIamPolicy") == 0   ? wispd_iam_get_policy_fields
+                                       : strcmp(verb, "setIamPolicy") == 0 ? wispd_iam_set_policy_fields
+                                                                           : wispd_iam_test_fields;
     body = wisp_api_body(req, schema);
     if (!body)
         goto out;

@@ -34,22 +34,6 @@ static const struct wisp_jfield create_fields[] = {
 static const struct wisp_jfield patch_fields[] = {
     {"serviceAccount", WISP_J_OBJECT, 0, sa_fields}, {"updateMask", WISP_J_STRING}, {NULL}};
 static const struct wisp_jfield no_fields[] = {{NULL}};
-static const struct wisp_jfield expr_fields[] = {
-    {"title", WISP_J_STRING}, {"description", WISP_J_STRING},
-    {"expression", WISP_J_STRING}, {"location", WISP_J_STRING}, {NULL}};
-static const struct wisp_jfield binding_fields[] = {
-    {"role", WISP_J_STRING}, {"members", WISP_J_ARRAY, WISP_J_STRING},
-    {"condition", WISP_J_OBJECT, 0, expr_fields}, {NULL}};
-static const struct wisp_jfield policy_fields[] = {
-    {"version", WISP_J_INT}, {"bindings", WISP_J_ARRAY, WISP_J_OBJECT, binding_fields},
-    {"auditConfigs", WISP_J_ARRAY, WISP_J_OBJECT}, {"etag", WISP_J_STRING}, {NULL}};
-static const struct wisp_jfield set_policy_fields[] = {
-    {"policy", WISP_J_OBJECT, 0, policy_fields}, {"updateMask", WISP_J_STRING}, {NULL}};
-static const struct wisp_jfield options_fields[] = {{"requestedPolicyVersion", WISP_J_INT}, {NULL}};
-static const struct wisp_jfield get_policy_fields[] = {
-    {"options", WISP_J_OBJECT, 0, options_fields}, {NULL}};
-static const struct wisp_jfield test_fields[] = {
-    {"permissions", WISP_J_ARRAY, WISP_J_STRING}, {NULL}};
 
 static const char *str(const json_t *o, const char *key)
 {
@@ -765,7 +749,7 @@ static void sa_iam(struct wisp_http_req *req, const struct wispd_caller *c, cons
     struct wisp_txn *txn = NULL;
     json_t *body = NULL, *sa = NULL;
     int get = strcmp(verb, "getIamPolicy") == 0, set = strcmp(verb, "setIamPolicy") == 0;
-    body = wisp_api_body(req, get ? get_policy_fields : set ? set_policy_fields : test_fields);
+    body = wisp_api_body(req, get ? wispd_iam_get_policy_fields : set ? wispd_iam_set_policy_fields : wispd_iam_test_fields);
     if (!body)
         return;
     /* gcloud sends getIamPolicy with no body and the version in the query. */

@@ -38,15 +38,9 @@ static const struct wisp_jfield bucket_fields[] = {
     {"locationType", WISP_J_STRING},
     {NULL}};
 
-static const struct wisp_jfield expr_fields[] = {
-    {"title", WISP_J_STRING}, {"description", WISP_J_STRING},
-    {"expression", WISP_J_STRING}, {"location", WISP_J_STRING}, {NULL}};
-static const struct wisp_jfield binding_fields[] = {
-    {"role", WISP_J_STRING}, {"members", WISP_J_ARRAY, WISP_J_STRING},
-    {"condition", WISP_J_OBJECT, 0, expr_fields}, {NULL}};
 static const struct wisp_jfield policy_fields[] = {
     {"kind", WISP_J_STRING}, {"resourceId", WISP_J_STRING}, {"version", WISP_J_INT},
-    {"bindings", WISP_J_ARRAY, WISP_J_OBJECT, binding_fields}, {"etag", WISP_J_STRING},
+    {"bindings", WISP_J_ARRAY, WISP_J_OBJECT, wispd_iam_binding_fields}, {"etag", WISP_J_STRING},
     {NULL}};
 
 /* --- shared helpers ------------------------------------------------------- */
