@@ -48,8 +48,9 @@ int main(int argc, char **argv)
     cfg.n_threads = (unsigned)strtoul(argv[2], NULL, 10);
     g_srv = wisp_http_server_new(&cfg);
     wisp_http_route(g_srv, NULL, NULL, "/", serve_token, NULL);
-    if (wisp_http_listen(g_srv, "127.0.0.1", (int)strtol(argv[1], NULL, 10), NULL, NULL, NULL,
-                         &port) != WISP_OK)
+    struct wisp_http_listen_spec spec = {.addr = "127.0.0.1",
+                                         .port = (int)strtol(argv[1], NULL, 10)};
+    if (wisp_http_listen(g_srv, &spec, &port, NULL) != WISP_OK)
         return 111;
 
     memset(&sa, 0, sizeof(sa));

@@ -25,6 +25,7 @@ struct wisp_http_req {
     size_t body_len;
     const char *peer_ip;   /* source address as text ("127.0.0.1", "198.18.0.5") */
     int tls;               /* 1 when the request arrived over TLS */
+    const char *listener_tag; /* the tag of the listener it arrived on; NULL for none */
     void *thread_data;     /* what on_thread_start returned for this worker */
     void *impl;            /* private to lib/http */
 };
@@ -56,6 +57,33 @@ void wisp_http_add_header(struct wisp_http_req *req, const char *name, const cha
 void wisp_http_respond(struct wisp_http_req *req, int status, const char *content_type,
                        const char *body, size_t len);
 
+/* Streaming responses, for long-lived answers such as Kubernetes watches.
+ * wisp_http_stream_start() replaces wisp_http_respond(): it sends the status
+ * and headers (the body is chunked) and returns a stream that outlives the
+ * handler. From then on, every call about the stream happens on the
+ * request's worker thread: tick(s, ctx) runs every stream_tick_ms, and may write
+ * or end; closed(ctx) runs exactly once when the stream is over for any
+ * reason (ended, client gone, server stopping), after which s is invalid —
+ * the owner frees ctx there. Writes are buffered while the client is slow,
+ * so a tick must bound what it writes. */
+struct wisp_http_stream;
+typedef void (*wisp_http_stream_tick)(struct wisp_http_stream *s, void *ctx);
+typedef void (*wisp_http_stream_closed)(void *ctx);
+
+struct wisp_http_stream *wisp_http_stream_start(struct wisp_http_req *req, int status,
+                                                const char *content_type,
+                                                wisp_http_stream_tick tick,
+                                                wisp_http_stream_closed closed, void *ctx);
+/* Queues data (copied) for the client. */
+void wisp_http_stream_write(struct wisp_http_stream *s, const void *data, size_t len);
+/* Bytes queued and not yet handed to the socket. */
+size_t wisp_http_stream_pending(const struct wisp_http_stream *s);
+/* Finishes the response once the queued data is sent. s may be freed
+ * before this returns: do not use it afterwards. */
+void wisp_http_stream_end(struct wisp_http_stream *s);
+/* The worker's thread_data, as req->thread_data was. */
+void *wisp_http_stream_thread_data(const struct wisp_http_stream *s);
+
 /* Limits, enforced before a handler runs. Zero fields take the defaults in
  * brackets. Over-limit requests get 413/431/400 and, where HTTP/1.1 framing
  * is in doubt, the connection is closed. */
@@ -69,6 +97,7 @@ struct wisp_http_limits {
 struct wisp_http_config {
     struct wisp_http_limits limits;
     unsigned n_threads; /* worker threads, each with its own event loop [2] */
+    unsigned stream_tick_ms; /* how often streams' tick runs [100] */
     /* Called once on each worker thread before it serves; its result becomes
      * req->thread_data there. May be NULL. */
     void *(*on_thread_start)(unsigned idx, void *user);
@@ -88,15 +117,35 @@ void wisp_http_server_free(struct wisp_http_server *srv);
 void wisp_http_route(struct wisp_http_server *srv, const char *host_suffix, const char *method,
                      const char *prefix, wisp_http_handler fn, void *ctx);
 
-/* Opens a listening socket on addr:port (port 0 picks a free one, written to
- * *port_out if not NULL). When cert_pem_file and key_pem_file are given the
- * listener speaks TLS (OpenSSL, ALPN http/1.1). netns_path, when not NULL,
- * names a network namespace (e.g. /run/netns/X) in which the socket is
- * created; the calling thread returns to its own namespace before this
- * returns. Must be called before wisp_http_server_run(). */
-enum wisp_err wisp_http_listen(struct wisp_http_server *srv, const char *addr, int port,
-                               const char *cert_pem_file, const char *key_pem_file,
-                               const char *netns_path, int *port_out);
+/* A listener: a numeric IP address and port (0 picks a free one), plain
+ * HTTP or TLS (OpenSSL, ALPN http/1.1) with the certificate chain (leaf
+ * first) and key given as PEM text. netns_path, when not NULL, names a
+ * network namespace (e.g. /run/netns/X) in which the socket is created; the
+ * calling thread returns to its own namespace before listen returns. tag,
+ * when not NULL, is copied and shown to handlers as req->listener_tag: one
+ * server can so serve several endpoints (one per cluster) on one route
+ * table. */
+struct wisp_http_listen_spec {
+    const char *addr;
+    int port;
+    const char *cert_pem;
+    const char *key_pem;
+    const char *netns_path;
+    const char *tag;
+};
+
+/* Opens a listener, before wisp_http_server_run() or while the server runs
+ * (from any thread, a handler included): running workers start accepting on
+ * it shortly after this returns, and connections that arrive sooner wait in
+ * the kernel's backlog. *port_out gets the bound port and *id_out the
+ * listener's id for wisp_http_unlisten(); both may be NULL. */
+enum wisp_err wisp_http_listen(struct wisp_http_server *srv,
+                               const struct wisp_http_listen_spec *spec, int *port_out,
+                               unsigned *id_out);
+
+/* Stops accepting on listener id and closes its sockets. Connections it
+ * already accepted are served to their end. Unknown ids are ignored. */
+void wisp_http_unlisten(struct wisp_http_server *srv, unsigned id);
 
 /* Serves until wisp_http_server_stop(). Blocks the calling thread; starts
  * cfg.n_threads workers which share the listeners. */

@@ -28,19 +28,39 @@ struct wisp__http_route {
     void *ctx;
 };
 
+/* A listener, allocated once and freed with the server, because accepted
+ * connections keep pointers into it. hosts is the NULL-terminated host list
+ * h2o copies into each accepted connection (conn->hosts): pointing every
+ * listener's list at the same one hostconf but from a different array is
+ * how a request finds the listener it came through. */
 struct wisp__http_listener {
-    int *fds; /* n_fds listening sockets (one per worker with SO_REUSEPORT); -1 once a worker owns
-                 one */
+    h2o_hostconf_t *hosts[2];
+    unsigned id;
+    char *tag;  /* owned; NULL for none */
+    int *fds;   /* n_fds listening sockets (one per worker with SO_REUSEPORT); -1 once a worker
+                   owns one */
     size_t n_fds;
     SSL_CTX *ssl_ctx; /* NULL for plain HTTP; owned */
+    int closed;       /* wisp_http_unlisten() was called */
 };
 
-/* One listener as seen by one worker. accept_ctx must outlive every
- * connection accepted through it (h2o keeps a pointer). */
+/* One listener as seen by one worker, allocated on its own because
+ * accept_ctx must outlive every connection accepted through it (h2o keeps a
+ * pointer); freed when the worker exits. */
 struct wisp__http_lsock {
+    h2o_linklist_t link; /* in worker->lsocks */
     struct wisp__http_worker *w;
+    struct wisp__http_listener *l;
     h2o_accept_ctx_t accept_ctx;
     h2o_socket_t *sock; /* NULL once closed */
+};
+
+/* A message to a running worker: start or stop accepting on a listener.
+ * The sender allocates it and the worker frees it. */
+struct wisp__http_ctl_msg {
+    h2o_multithread_message_t super;
+    struct wisp__http_listener *l;
+    int close;
 };
 
 /* An accepted socket, tracked so that shutdown can find idle connections:
@@ -59,9 +79,12 @@ struct wisp__http_worker {
     int started;
     h2o_evloop_t *loop;
     h2o_context_t ctx;               /* must stay addressable: req.c finds the worker from it */
-    struct wisp__http_lsock *lsocks; /* one per listener */
+    h2o_linklist_t lsocks;           /* struct wisp__http_lsock */
+    h2o_multithread_receiver_t ctl;  /* listener messages (struct wisp__http_ctl_msg) */
+    int ctl_ready;                   /* ctl may receive; guarded by srv->mu */
     h2o_socket_t *stop_sock;         /* our dup of the server's eventfd */
     h2o_linklist_t conns;            /* struct wisp__http_conn */
+    h2o_timeout_t stream_tick;       /* every stream's tick (stream.c) */
     void *thread_data;               /* from cfg.on_thread_start */
     int stopping;                    /* only touched by this worker */
 };
@@ -77,8 +100,12 @@ struct wisp_http_server {
     h2o_globalconf_t gconf;
     struct wisp__http_route *routes;
     size_t n_routes, cap_routes;
-    struct wisp__http_listener *listeners;
+    /* Listeners may be added while workers run: the array and each worker's
+     * ctl_ready are guarded by mu. */
+    pthread_mutex_t mu;
+    struct wisp__http_listener **listeners;
     size_t n_listeners;
+    unsigned next_id;
     struct wisp__http_worker *workers; /* cfg.n_threads, during run() */
     int stop_fd; /* eventfd written by stop(); never read, so it stays readable */
     int ran;     /* run() has been called */

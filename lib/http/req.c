@@ -384,6 +384,8 @@ int wisp__http_on_req(h2o_handler_t *self, h2o_req_t *h)
     req->impl = st;
     req->thread_data = w->thread_data;
     req->tls = sock->ssl != NULL;
+    req->listener_tag =
+        H2O_STRUCT_FROM_MEMBER(struct wisp__http_listener, hosts, h->conn->hosts)->tag;
     req->method = pool_strndup(h, h->input.method.base, h->input.method.len);
     req->path = "";
     req->query = "";

@@ -35,6 +35,7 @@
 #define DEFAULT_MAX_BODY (8u * 1024 * 1024)
 #define DEFAULT_IDLE_MS 30000
 #define DEFAULT_THREADS 2
+#define DEFAULT_STREAM_TICK_MS 100
 #define MAX_THREADS 256
 /* Connections accepted per wakeup of one listener, so one busy listener
  * cannot starve the loop's other sockets. */
@@ -55,6 +56,8 @@ static void apply_defaults(struct wisp_http_config *c)
         l->idle_timeout_ms = DEFAULT_IDLE_MS;
     if (!c->n_threads)
         c->n_threads = DEFAULT_THREADS;
+    if (!c->stream_tick_ms)
+        c->stream_tick_ms = DEFAULT_STREAM_TICK_MS;
     if (c->n_threads > MAX_THREADS)
         c->n_threads = MAX_THREADS;
     /* Past these h2o itself answers 400 before wisp runs, so larger
@@ -83,6 +86,7 @@ struct wisp_http_server *wisp_http_server_new(const struct wisp_http_config *cfg
     if (cfg)
         srv->cfg = *cfg;
     apply_defaults(&srv->cfg);
+    pthread_mutex_init(&srv->mu, NULL);
 
     srv->stop_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
     if (srv->stop_fd < 0) {
@@ -119,19 +123,22 @@ void wisp_http_server_free(struct wisp_http_server *srv)
     if (!srv)
         return;
     for (size_t i = 0; i < srv->n_listeners; i++) {
-        struct wisp__http_listener *l = &srv->listeners[i];
+        struct wisp__http_listener *l = srv->listeners[i];
         for (size_t j = 0; j < l->n_fds; j++) {
             if (l->fds[j] >= 0)
                 close(l->fds[j]);
         }
         free(l->fds);
+        free(l->tag);
         if (l->ssl_ctx)
             SSL_CTX_free(l->ssl_ctx);
+        free(l);
     }
     free(srv->listeners);
     free(srv->routes);
     free(srv->workers);
     h2o_config_dispose(&srv->gconf);
+    pthread_mutex_destroy(&srv->mu);
     close(srv->stop_fd);
     free(srv);
 }
@@ -155,47 +162,74 @@ void wisp_http_route(struct wisp_http_server *srv, const char *host_suffix, cons
 
 /* ---- listeners ------------------------------------------------------------ */
 
-static void log_ssl_error(const char *what, const char *file)
+static void log_ssl_error(const char *what, const char *detail)
 {
     char buf[256];
     unsigned long e = ERR_get_error();
     ERR_error_string_n(e, buf, sizeof(buf));
     ERR_clear_error();
-    wisp_log_err("http", "%s %s: %s", what, file, buf);
+    wisp_log_err("http", "%s%s: %s", what, detail, buf);
 }
 
 /* ALPN offers http/1.1 only: h2o's HTTP/2 is off, and Go clients (kubectl)
  * must not try h2 (their exec/upgrade path needs HTTP/1.1 anyway). */
 static const h2o_iovec_t alpn_http11[] = {{H2O_STRLIT("http/1.1")}, {NULL, 0}};
 
-static SSL_CTX *tls_ctx_new(const char *cert_file, const char *key_file)
+/* Loads the chain (leaf first) and key from PEM text. */
+static int tls_load_pem(SSL_CTX *ctx, const char *cert_pem, const char *key_pem)
+{
+    BIO *bio = BIO_new_mem_buf(cert_pem, -1);
+    X509 *x = bio ? PEM_read_bio_X509(bio, NULL, NULL, NULL) : NULL;
+    EVP_PKEY *pkey = NULL;
+    int ok = 0;
+
+    if (!x || SSL_CTX_use_certificate(ctx, x) != 1) {
+        log_ssl_error("loading certificate", "");
+        goto out;
+    }
+    for (X509 *ca; (ca = PEM_read_bio_X509(bio, NULL, NULL, NULL)) != NULL;) {
+        if (SSL_CTX_add0_chain_cert(ctx, ca) != 1) {
+            X509_free(ca);
+            log_ssl_error("loading certificate chain", "");
+            goto out;
+        }
+    }
+    ERR_clear_error(); /* the loop ends on "no start line" */
+    BIO_free(bio);
+    bio = BIO_new_mem_buf(key_pem, -1);
+    pkey = bio ? PEM_read_bio_PrivateKey(bio, NULL, NULL, NULL) : NULL;
+    if (!pkey || SSL_CTX_use_PrivateKey(ctx, pkey) != 1) {
+        log_ssl_error("loading key", "");
+        goto out;
+    }
+    if (SSL_CTX_check_private_key(ctx) != 1) {
+        log_ssl_error("key does not match certificate", "");
+        goto out;
+    }
+    ok = 1;
+out:
+    X509_free(x);
+    EVP_PKEY_free(pkey);
+    BIO_free(bio);
+    return ok;
+}
+
+static SSL_CTX *tls_ctx_new(const char *cert_pem, const char *key_pem)
 {
     SSL_CTX *ctx = SSL_CTX_new(TLS_server_method());
     if (!ctx) {
         log_ssl_error("SSL_CTX_new", "");
-        goto fail;
+        return NULL;
     }
     SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
     SSL_CTX_set_options(ctx, SSL_OP_NO_COMPRESSION | SSL_OP_NO_RENEGOTIATION |
                                  SSL_OP_CIPHER_SERVER_PREFERENCE);
-    if (SSL_CTX_use_certificate_chain_file(ctx, cert_file) != 1) {
-        log_ssl_error("loading certificate", cert_file);
-        goto fail;
-    }
-    if (SSL_CTX_use_PrivateKey_file(ctx, key_file, SSL_FILETYPE_PEM) != 1) {
-        log_ssl_error("loading key", key_file);
-        goto fail;
-    }
-    if (SSL_CTX_check_private_key(ctx) != 1) {
-        log_ssl_error("key does not match certificate", cert_file);
-        goto fail;
+    if (!tls_load_pem(ctx, cert_pem, key_pem)) {
+        SSL_CTX_free(ctx);
+        return NULL;
     }
     h2o_ssl_register_alpn_protocols(ctx, alpn_http11);
     return ctx;
-fail:
-    if (ctx)
-        SSL_CTX_free(ctx);
-    return NULL;
 }
 
 static int parse_addr(const char *addr, int port, struct sockaddr_storage *ss, socklen_t *sl)
@@ -300,9 +334,12 @@ static int open_ns_self(void)
     return fd;
 }
 
-enum wisp_err wisp_http_listen(struct wisp_http_server *srv, const char *addr, int port,
-                               const char *cert_pem_file, const char *key_pem_file,
-                               const char *netns_path, int *port_out)
+static void lsock_start(struct wisp__http_worker *w, struct wisp__http_listener *l);
+static void ctl_send(struct wisp_http_server *srv, struct wisp__http_listener *l, int close_it);
+
+enum wisp_err wisp_http_listen(struct wisp_http_server *srv,
+                               const struct wisp_http_listen_spec *spec, int *port_out,
+                               unsigned *id_out)
 {
     enum wisp_err err = WISP_OK;
     struct sockaddr_storage ss;
@@ -311,19 +348,20 @@ enum wisp_err wisp_http_listen(struct wisp_http_server *srv, const char *addr, i
     int *fds = NULL;
     SSL_CTX *ssl_ctx = NULL;
     int ns_orig = -1, ns_target = -1, in_target = 0, bound_port = 0;
+    const char *netns_path = spec->netns_path;
 
-    if (srv->ran || !addr || port < 0 || port > 65535 || !cert_pem_file != !key_pem_file) {
+    if (!spec->addr || spec->port < 0 || spec->port > 65535 || !spec->cert_pem != !spec->key_pem) {
         wisp_log_err("http", "wisp_http_listen: invalid arguments");
         err = WISP_EINVAL;
         goto out;
     }
-    if (parse_addr(addr, port, &ss, &sl) != 0) {
-        wisp_log_err("http", "listen address %s is not a numeric IP address", addr);
+    if (parse_addr(spec->addr, spec->port, &ss, &sl) != 0) {
+        wisp_log_err("http", "listen address %s is not a numeric IP address", spec->addr);
         err = WISP_EINVAL;
         goto out;
     }
-    if (cert_pem_file) {
-        ssl_ctx = tls_ctx_new(cert_pem_file, key_pem_file);
+    if (spec->cert_pem) {
+        ssl_ctx = tls_ctx_new(spec->cert_pem, spec->key_pem);
         if (!ssl_ctx) {
             err = WISP_EINVAL;
             goto out;
@@ -375,15 +413,66 @@ out:
             SSL_CTX_free(ssl_ctx);
         return err;
     }
+
+    struct wisp__http_listener *l = wisp_xcalloc(1, sizeof(*l));
+    l->hosts[0] = srv->gconf.hosts[0];
+    l->tag = spec->tag ? wisp_xstrdup(spec->tag) : NULL;
+    l->fds = fds;
+    l->n_fds = n_fds;
+    l->ssl_ctx = ssl_ctx;
+    pthread_mutex_lock(&srv->mu);
+    l->id = ++srv->next_id;
     srv->listeners =
         wisp_xrealloc(srv->listeners, (srv->n_listeners + 1) * sizeof(*srv->listeners));
-    srv->listeners[srv->n_listeners++] =
-        (struct wisp__http_listener){.fds = fds, .n_fds = n_fds, .ssl_ctx = ssl_ctx};
+    srv->listeners[srv->n_listeners++] = l;
+    ctl_send(srv, l, 0);
+    pthread_mutex_unlock(&srv->mu);
     if (port_out)
         *port_out = bound_port;
-    wisp_log_info("http", "listening on %s port %d%s%s%s", addr, bound_port,
-                  ssl_ctx ? " (TLS)" : "", netns_path ? " in " : "", netns_path ? netns_path : "");
+    if (id_out)
+        *id_out = l->id;
+    wisp_log_info("http", "listening on %s port %d%s%s%s%s%s", spec->addr, bound_port,
+                  ssl_ctx ? " (TLS)" : "", netns_path ? " in " : "", netns_path ? netns_path : "",
+                  l->tag ? " for " : "", l->tag ? l->tag : "");
     return WISP_OK;
+}
+
+void wisp_http_unlisten(struct wisp_http_server *srv, unsigned id)
+{
+    pthread_mutex_lock(&srv->mu);
+    for (size_t i = 0; i < srv->n_listeners; i++) {
+        struct wisp__http_listener *l = srv->listeners[i];
+        if (l->id != id || l->closed)
+            continue;
+        l->closed = 1;
+        /* Sockets no worker has taken (or, unshared, the original of the
+         * workers' duplicates) are closed here; the workers close theirs. */
+        for (size_t j = 0; j < l->n_fds; j++) {
+            if (l->fds[j] >= 0) {
+                close(l->fds[j]);
+                l->fds[j] = -1;
+            }
+        }
+        ctl_send(srv, l, 1);
+        wisp_log_info("http", "stopped listening%s%s", l->tag ? " for " : "",
+                      l->tag ? l->tag : "");
+    }
+    pthread_mutex_unlock(&srv->mu);
+}
+
+/* Tells every worker that can receive messages to start or stop accepting
+ * on l. Workers not ready yet see l when they start. Called with srv->mu. */
+static void ctl_send(struct wisp_http_server *srv, struct wisp__http_listener *l, int close_it)
+{
+    for (unsigned i = 0; srv->workers && i < srv->cfg.n_threads; i++) {
+        struct wisp__http_worker *w = &srv->workers[i];
+        if (!w->ctl_ready)
+            continue;
+        struct wisp__http_ctl_msg *m = wisp_xcalloc(1, sizeof(*m));
+        m->l = l;
+        m->close = close_it;
+        h2o_multithread_send_message(&w->ctl, &m->super);
+    }
 }
 
 /* ---- workers ------------------------------------------------------------- */
@@ -441,10 +530,11 @@ static void worker_drain(struct wisp__http_worker *w)
 {
     uint64_t deadline;
 
-    for (size_t i = 0; i < w->srv->n_listeners; i++) {
-        if (w->lsocks[i].sock) {
-            h2o_socket_close(w->lsocks[i].sock);
-            w->lsocks[i].sock = NULL;
+    for (h2o_linklist_t *n = w->lsocks.next; n != &w->lsocks; n = n->next) {
+        struct wisp__http_lsock *ls = H2O_STRUCT_FROM_MEMBER(struct wisp__http_lsock, link, n);
+        if (ls->sock) {
+            h2o_socket_close(ls->sock);
+            ls->sock = NULL;
         }
     }
     /* Responses sent from now on carry Connection: close. Not through
@@ -523,6 +613,63 @@ static void drain_h2o_thread_caches(void)
     }
 }
 
+/* Starts accepting on l in worker w. Called on w's thread with srv->mu
+ * held, so that no other worker takes the same socket. */
+static void lsock_start(struct wisp__http_worker *w, struct wisp__http_listener *l)
+{
+    struct wisp__http_lsock *ls = wisp_xcalloc(1, sizeof(*ls));
+    int fd;
+
+    if (l->n_fds > 1) {
+        /* SO_REUSEPORT: this worker's own socket; h2o closes it. */
+        fd = l->fds[w->idx];
+        l->fds[w->idx] = -1;
+    } else {
+        fd = l->fds[0] >= 0 ? fcntl(l->fds[0], F_DUPFD_CLOEXEC, 0) : -1;
+    }
+    ls->w = w;
+    ls->l = l;
+    ls->accept_ctx.ctx = &w->ctx;
+    ls->accept_ctx.hosts = l->hosts;
+    ls->accept_ctx.ssl_ctx = l->ssl_ctx;
+    h2o_linklist_insert(&w->lsocks, &ls->link);
+    if (fd < 0) {
+        wisp_log_err("http", "worker %u: no socket for listener %u", w->idx, l->id);
+        return;
+    }
+    ls->sock = h2o_evloop_socket_create(w->loop, fd, H2O_SOCKET_FLAG_DONT_READ);
+    ls->sock->data = ls;
+    h2o_socket_read_start(ls->sock, on_accept);
+}
+
+/* Listener messages from wisp_http_listen() / wisp_http_unlisten(). */
+static void on_ctl(h2o_multithread_receiver_t *receiver, h2o_linklist_t *messages)
+{
+    struct wisp__http_worker *w = H2O_STRUCT_FROM_MEMBER(struct wisp__http_worker, ctl, receiver);
+
+    while (!h2o_linklist_is_empty(messages)) {
+        struct wisp__http_ctl_msg *m =
+            H2O_STRUCT_FROM_MEMBER(struct wisp__http_ctl_msg, super.link, messages->next);
+        h2o_linklist_unlink(&m->super.link);
+        if (!m->close) {
+            pthread_mutex_lock(&w->srv->mu);
+            if (!m->l->closed)
+                lsock_start(w, m->l);
+            pthread_mutex_unlock(&w->srv->mu);
+        } else {
+            for (h2o_linklist_t *n = w->lsocks.next; n != &w->lsocks; n = n->next) {
+                struct wisp__http_lsock *ls =
+                    H2O_STRUCT_FROM_MEMBER(struct wisp__http_lsock, link, n);
+                if (ls->l == m->l && ls->sock) {
+                    h2o_socket_close(ls->sock);
+                    ls->sock = NULL;
+                }
+            }
+        }
+        free(m);
+    }
+}
+
 static void *worker_main(void *arg)
 {
     struct wisp__http_worker *w = arg;
@@ -536,31 +683,19 @@ static void *worker_main(void *arg)
     w->loop = h2o_evloop_create();
     h2o_context_init(&w->ctx, w->loop, &srv->gconf);
     h2o_linklist_init_anchor(&w->conns);
+    h2o_timeout_init(w->loop, &w->stream_tick, srv->cfg.stream_tick_ms);
 
-    w->lsocks = wisp_xcalloc(srv->n_listeners ? srv->n_listeners : 1, sizeof(*w->lsocks));
+    h2o_linklist_init_anchor(&w->lsocks);
+    h2o_multithread_register_receiver(w->ctx.queue, &w->ctl, on_ctl);
+    /* Listeners that exist now are taken here; later ones arrive as
+     * messages, which wisp_http_listen() sends once ctl_ready is set. */
+    pthread_mutex_lock(&srv->mu);
     for (size_t i = 0; i < srv->n_listeners; i++) {
-        struct wisp__http_listener *l = &srv->listeners[i];
-        struct wisp__http_lsock *ls = &w->lsocks[i];
-        int fd;
-        if (l->n_fds > 1) {
-            /* SO_REUSEPORT: this worker's own socket; h2o closes it. */
-            fd = l->fds[w->idx];
-            l->fds[w->idx] = -1;
-        } else {
-            fd = fcntl(l->fds[0], F_DUPFD_CLOEXEC, 0);
-        }
-        ls->w = w;
-        ls->accept_ctx.ctx = &w->ctx;
-        ls->accept_ctx.hosts = srv->gconf.hosts;
-        ls->accept_ctx.ssl_ctx = l->ssl_ctx;
-        if (fd < 0) {
-            wisp_log_err("http", "worker %u: no socket for listener %zu", w->idx, i);
-            continue;
-        }
-        ls->sock = h2o_evloop_socket_create(w->loop, fd, H2O_SOCKET_FLAG_DONT_READ);
-        ls->sock->data = ls;
-        h2o_socket_read_start(ls->sock, on_accept);
+        if (!srv->listeners[i]->closed)
+            lsock_start(w, srv->listeners[i]);
     }
+    w->ctl_ready = 1;
+    pthread_mutex_unlock(&srv->mu);
 
     w->stop_sock = h2o_evloop_socket_create(w->loop, fcntl(srv->stop_fd, F_DUPFD_CLOEXEC, 0),
                                             H2O_SOCKET_FLAG_DONT_READ);
@@ -574,7 +709,17 @@ static void *worker_main(void *arg)
         }
     }
 
+    /* No messages after this; those already queued are handled first, as
+     * h2o insists that a receiver leaves with an empty queue. */
+    pthread_mutex_lock(&srv->mu);
+    w->ctl_ready = 0;
+    pthread_mutex_unlock(&srv->mu);
+    while (!h2o_linklist_is_empty(&w->ctl._messages))
+        h2o_evloop_run(w->loop, 0);
     worker_drain(w);
+    h2o_multithread_unregister_receiver(w->ctx.queue, &w->ctl);
+    /* Every stream ended with its connection, so no tick is linked. */
+    h2o_timeout_dispose(w->loop, &w->stream_tick);
     h2o_socket_close(w->stop_sock);
     queue = w->ctx.queue;
     h2o_context_dispose(&w->ctx);
@@ -588,7 +733,12 @@ static void *worker_main(void *arg)
     h2o_evloop_destroy(w->loop);
     if (epfd >= 0)
         close(epfd);
-    free(w->lsocks);
+    while (!h2o_linklist_is_empty(&w->lsocks)) {
+        struct wisp__http_lsock *ls =
+            H2O_STRUCT_FROM_MEMBER(struct wisp__http_lsock, link, w->lsocks.next);
+        h2o_linklist_unlink(&ls->link);
+        free(ls);
+    }
 
     if (srv->cfg.on_thread_stop)
         srv->cfg.on_thread_stop(w->thread_data, srv->cfg.user);

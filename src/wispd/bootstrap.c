@@ -85,23 +85,18 @@ static int ensure_pki(struct wisp_txn *txn, const char *state_dir)
     char *path = wisp_xasprintf("%s/ca.pem", state_dir);
     int rc = wispd_write_file(path, ca_cert, 0644);
     free(path);
-    /* A fresh loopback certificate each start: cheap, and nothing to rotate. */
+    /* A fresh loopback certificate each start, kept in memory: cheap, and
+     * nothing to rotate or leave on disk. */
     static const char *const dns[] = {"localhost", "*.googleapis.com", "googleapis.com",
                                       "metadata.google.internal", NULL};
     static const char *const ips[] = {"127.0.0.1", "::1", NULL};
-    char *cert = NULL, *key = NULL;
-    if (!rc && wisp_pki_server_cert(ca_cert, ca_key, "wisp", dns, ips, &cert, &key) == WISP_OK) {
-        char *cp = wisp_xasprintf("%s/run/server.pem", state_dir);
-        char *kp = wisp_xasprintf("%s/run/server-key.pem", state_dir);
-        rc = wispd_write_file(cp, cert, 0644) || wispd_write_file(kp, key, 0600);
-        free(cp);
-        free(kp);
-    } else {
+    free(wispd.tls_cert_pem);
+    if (wispd.tls_key_pem)
+        wisp_secret_free(wispd.tls_key_pem, 0);
+    wispd.tls_cert_pem = wispd.tls_key_pem = NULL;
+    if (!rc && wisp_pki_server_cert(ca_cert, ca_key, "wisp", dns, ips, &wispd.tls_cert_pem,
+                                    &wispd.tls_key_pem) != WISP_OK)
         rc = -1;
-    }
-    free(cert);
-    if (key)
-        wisp_secret_free(key, 0);
     json_decref(ca);
     return rc;
 }

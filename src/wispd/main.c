@@ -158,17 +158,19 @@ int main(int argc, char **argv)
                                    .on_thread_start = thread_start,
                                    .on_thread_stop = thread_stop};
     server = wisp_http_server_new(&cfg);
+    wispd.http = server;
     wisp_http_route(server, NULL, NULL, "/", wispd_dispatch, NULL);
-    char *cert = wisp_xasprintf("%s/run/server.pem", wispd.state_dir);
-    char *key = wisp_xasprintf("%s/run/server-key.pem", wispd.state_dir);
     int https_port = 0, http_port = -1;
-    enum wisp_err err = wisp_http_listen(server, opt("listen"), atoi(opt("port")), cert, key,
-                                         NULL, &https_port);
-    free(cert);
-    free(key);
-    if (!err && atoi(opt("http-port")) >= 0)
-        err = wisp_http_listen(server, opt("listen"), atoi(opt("http-port")), NULL, NULL, NULL,
-                               &http_port);
+    struct wisp_http_listen_spec tls = {.addr = opt("listen"), .port = atoi(opt("port")),
+                                        .cert_pem = wispd.tls_cert_pem,
+                                        .key_pem = wispd.tls_key_pem};
+    struct wisp_http_listen_spec plain = {.addr = opt("listen"), .port = atoi(opt("http-port"))};
+    enum wisp_err err = wisp_http_listen(server, &tls, &https_port, NULL);
+    WISP_FREE(wispd.tls_cert_pem);
+    wisp_secret_free(wispd.tls_key_pem, 0);
+    wispd.tls_key_pem = NULL;
+    if (!err && plain.port >= 0)
+        err = wisp_http_listen(server, &plain, &http_port, NULL);
     if (err) {
         wisp_log_err("wispd", "cannot listen on %s: %s", opt("listen"), wisp_strerror(err));
         goto out;

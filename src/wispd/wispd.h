@@ -19,6 +19,10 @@ struct wispd {
     const char *state_dir;   /* borrowed from argv */
     char *store_url;         /* from malloc() */
     struct wisp_token_keyring *keyring;
+    /* The loopback server certificate, made fresh by each start's
+     * bootstrap; main() hands it to the listener and frees it. */
+    char *tls_cert_pem, *tls_key_pem;
+    struct wisp_http_server *http; /* for listeners opened at run time */
 };
 
 extern struct wispd wispd;

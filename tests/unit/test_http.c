@@ -155,9 +155,9 @@ static void respond_text(struct wisp_http_req *req, int status, const char *fmt,
 
 static void h_info(struct wisp_http_req *req, void *ctx)
 {
-    respond_text(req, 200, "route=%s host=%s method=%s path=%s query=%s tls=%d peer=%s",
+    respond_text(req, 200, "route=%s host=%s method=%s path=%s query=%s tls=%d peer=%s tag=%s",
                  (const char *)ctx, req->host, req->method, req->path, req->query, req->tls,
-                 req->peer_ip);
+                 req->peer_ip, nz(req->listener_tag));
 }
 
 static void h_query(struct wisp_http_req *req, void *ctx)
@@ -209,7 +209,30 @@ struct fixture {
     char cert[128];
     char key[128];
     char pin[128]; /* "sha256//<base64 of the SPKI hash>" */
+    char *cert_pem, *key_pem;
 };
+
+/* The whole of a small file, NUL-terminated; the caller frees it. */
+static char *slurp(const char *path)
+{
+    FILE *fp = fopen(path, "r");
+    char *buf = wisp_xcalloc(1, 16384);
+    assert_non_null(fp);
+    size_t n = fread(buf, 1, 16383, fp);
+    fclose(fp);
+    buf[n] = '\0';
+    return buf;
+}
+
+static enum wisp_err listen_at(struct wisp_http_server *srv, int port, const char *cert_pem,
+                               const char *key_pem, const char *netns, const char *tag,
+                               int *port_out, unsigned *id_out)
+{
+    struct wisp_http_listen_spec spec = {.addr = "127.0.0.1", .port = port,
+                                         .cert_pem = cert_pem, .key_pem = key_pem,
+                                         .netns_path = netns, .tag = tag};
+    return wisp_http_listen(srv, &spec, port_out, id_out);
+}
 
 static void *run_thread(void *arg)
 {
@@ -259,6 +282,8 @@ static void make_cert(struct fixture *f)
     assert_non_null(fp);
     PEM_write_PrivateKey(fp, pkey, NULL, NULL, 0, NULL, NULL);
     fclose(fp);
+    f->cert_pem = slurp(f->cert);
+    f->key_pem = slurp(f->key);
 
     der_len = i2d_PUBKEY(pkey, &der);
     assert_true(der_len > 0);
@@ -271,8 +296,46 @@ static void make_cert(struct fixture *f)
     EVP_PKEY_free(pkey);
 }
 
+/* A stream that writes "start", then "tick N" on each of 3 ticks, then
+ * ends; the count of closed streams shows closed() runs once each. */
+static atomic_int streams_closed;
+
+struct stream_ctx {
+    int ticks;
+    int limit;
+};
+
+static void st_tick(struct wisp_http_stream *s, void *ctx)
+{
+    struct stream_ctx *c = ctx;
+    char line[32];
+    int n = snprintf(line, sizeof(line), "tick %d\n", ++c->ticks);
+    wisp_http_stream_write(s, line, (size_t)n);
+    if (c->limit && c->ticks == c->limit)
+        wisp_http_stream_end(s);
+}
+
+static void st_closed(void *ctx)
+{
+    free(ctx);
+    atomic_fetch_add(&streams_closed, 1);
+}
+
+static void h_stream(struct wisp_http_req *req, void *ctx)
+{
+    struct stream_ctx *c = wisp_xcalloc(1, sizeof(*c));
+    (void)ctx;
+    c->limit = strcmp(req->query, "forever") == 0 ? 0 : 3;
+    struct wisp_http_stream *s =
+        wisp_http_stream_start(req, 200, "text/plain", st_tick, st_closed, c);
+    assert_non_null(s);
+    assert_ptr_equal(wisp_http_stream_thread_data(s), req->thread_data);
+    wisp_http_stream_write(s, "start\n", 6);
+}
+
 static void add_routes(struct wisp_http_server *srv)
 {
+    wisp_http_route(srv, NULL, "GET", "/stream", h_stream, NULL);
     wisp_http_route(srv, "googleapis.com", NULL, "/storage/", h_info, "A");
     wisp_http_route(srv, "metadata.google.internal", "GET", "/computeMetadata/", h_query, NULL);
     wisp_http_route(srv, NULL, "POST", "/echo", h_echo, NULL);
@@ -292,6 +355,7 @@ static struct wisp_http_server *new_server(void)
                    .max_headers = MAX_HEADERS,
                    .max_body = MAX_BODY},
         .n_threads = N_THREADS,
+        .stream_tick_ms = 20,
         .on_thread_start = on_thread_start,
         .on_thread_stop = on_thread_stop,
     };
@@ -310,9 +374,9 @@ static int group_setup(void **state)
     atomic_store(&threads_started, 0);
     atomic_store(&threads_stopped, 0);
     f->srv = new_server();
-    if (wisp_http_listen(f->srv, "127.0.0.1", 0, NULL, NULL, NULL, &f->port) != WISP_OK)
+    if (listen_at(f->srv, 0, NULL, NULL, NULL, NULL, &f->port, NULL) != WISP_OK)
         return -1;
-    if (wisp_http_listen(f->srv, "127.0.0.1", 0, f->cert, f->key, NULL, &f->tls_port) != WISP_OK)
+    if (listen_at(f->srv, 0, f->cert_pem, f->key_pem, NULL, NULL, &f->tls_port, NULL) != WISP_OK)
         return -1;
     if (pthread_create(&f->thread, NULL, run_thread, f) != 0)
         return -1;
@@ -330,6 +394,8 @@ static int group_teardown(void **state)
              atomic_load(&threads_stopped) == N_THREADS;
     unlink(f->cert);
     unlink(f->key);
+    free(f->cert_pem);
+    free(f->key_pem);
     rmdir(f->dir);
     free(f);
     return ok ? 0 : -1;
@@ -760,8 +826,8 @@ static size_t collect(char *p, size_t size, size_t n, void *user)
     return add;
 }
 
-static CURLcode curl_tls_get(struct fixture *f, const char *pin, long *status, long *version,
-                             char *body, size_t body_cap)
+static CURLcode curl_tls_get(struct fixture *f, int port, const char *pin, long *status,
+                             long *version, char *body, size_t body_cap)
 {
     struct {
         char data[4096];
@@ -772,7 +838,7 @@ static CURLcode curl_tls_get(struct fixture *f, const char *pin, long *status, l
     CURLcode rc;
 
     assert_non_null(h);
-    snprintf(url, sizeof(url), "https://127.0.0.1:%d/any?tls", f->tls_port);
+    snprintf(url, sizeof(url), "https://127.0.0.1:%d/any?tls", port);
     curl_easy_setopt(h, CURLOPT_URL, url);
     curl_easy_setopt(h, CURLOPT_CAINFO, f->cert);
     curl_easy_setopt(h, CURLOPT_PINNEDPUBLICKEY, pin);
@@ -798,19 +864,103 @@ static void test_tls_listener(void **state)
     long status = 0, version = 0;
     char body[4096];
 
-    assert_int_equal(curl_tls_get(f, f->pin, &status, &version, body, sizeof(body)), CURLE_OK);
+    assert_int_equal(curl_tls_get(f, f->tls_port, f->pin, &status, &version, body, sizeof(body)), CURLE_OK);
     assert_int_equal(status, 200);
     assert_int_equal(version, CURL_HTTP_VERSION_1_1);
     assert_non_null(strstr(body, "route=any host=127.0.0.1 method=GET path=/any query=tls tls=1"));
 
     /* The pin is really checked: another key's hash fails. */
     const char *wrong = "sha256//AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=";
-    assert_int_equal(curl_tls_get(f, wrong, &status, &version, body, sizeof(body)),
+    assert_int_equal(curl_tls_get(f, f->tls_port, wrong, &status, &version, body, sizeof(body)),
                      CURLE_SSL_PINNEDPUBKEYNOTMATCH);
 
     /* Plain HTTP on the TLS port is not served. */
     struct resp r;
     assert_int_equal(raws(f->tls_port, "GET /any HTTP/1.1\r\nHost: x\r\n\r\n", &r, NULL), -1);
+}
+
+/* A listener opened while the server runs is served at once, with its tag;
+ * after unlisten nobody accepts on it. */
+static void test_listen_while_running(void **state)
+{
+    struct fixture *f = *state;
+    long status = 0, version = 0;
+    char body[4096];
+    int port = 0;
+    unsigned id = 0;
+
+    assert_int_equal(listen_at(f->srv, 0, f->cert_pem, f->key_pem, NULL, "cluster-a", &port, &id),
+                     WISP_OK);
+    assert_true(port > 0 && id > 0);
+    for (int i = 0; i < 4; i++) { /* every worker serves it */
+        assert_int_equal(curl_tls_get(f, port, f->pin, &status, &version, body, sizeof(body)),
+                         CURLE_OK);
+        assert_int_equal(status, 200);
+        assert_non_null(strstr(body, "tls=1"));
+        assert_non_null(strstr(body, "tag=cluster-a"));
+    }
+    /* The listeners opened before run() keep no tag. */
+    assert_int_equal(curl_tls_get(f, f->tls_port, f->pin, &status, &version, body, sizeof(body)),
+                     CURLE_OK);
+    assert_non_null(strstr(body, "tag=(null)"));
+
+    wisp_http_unlisten(f->srv, id);
+    wisp_http_unlisten(f->srv, id);    /* twice is harmless */
+    wisp_http_unlisten(f->srv, 99999); /* so is an unknown id */
+    int refused = 0;
+    for (int i = 0; i < 200 && !refused; i++) {
+        struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+        int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+        refused = connect(fd, (struct sockaddr *)&a, sizeof(a)) != 0 && errno == ECONNREFUSED;
+        close(fd);
+        if (!refused)
+            usleep(10000);
+    }
+    assert_true(refused);
+    /* The others still serve. */
+    assert_int_equal(curl_tls_get(f, f->tls_port, f->pin, &status, &version, body, sizeof(body)),
+                     CURLE_OK);
+}
+
+/* A streamed body arrives whole and in order, chunked; a client that goes
+ * away ends its stream (closed() runs) without disturbing the server. */
+static void test_stream(void **state)
+{
+    struct fixture *f = *state;
+    struct conn *c = wisp_xmalloc(sizeof(*c));
+    int before = atomic_load(&streams_closed);
+    const char *rq = "GET /stream HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n";
+
+    /* Read to EOF: the raw bytes hold the head and the chunks in order. */
+    conn_open(c, f->port);
+    conn_send(c, rq, strlen(rq));
+    while (conn_fill(c) > 0)
+        ;
+    c->buf[c->len < sizeof(c->buf) ? c->len : sizeof(c->buf) - 1] = '\0';
+    assert_non_null(strstr(c->buf, "HTTP/1.1 200"));
+    assert_non_null(strcasestr(c->buf, "transfer-encoding: chunked"));
+    const char *t0 = strstr(c->buf, "start\n"), *t1 = strstr(c->buf, "tick 1\n"),
+               *t3 = strstr(c->buf, "tick 3\n");
+    assert_true(t0 && t1 && t3 && t0 < t1 && t1 < t3);
+    assert_null(strstr(c->buf, "tick 4"));
+    assert_non_null(strstr(t3, "\r\n0\r\n\r\n")); /* the last chunk */
+    conn_close(c);
+    for (int i = 0; i < 200 && atomic_load(&streams_closed) == before; i++)
+        usleep(5000);
+    assert_int_equal(atomic_load(&streams_closed), before + 1);
+
+    /* A client that disconnects mid-stream: the next write fails and the
+     * stream closes. */
+    rq = "GET /stream?forever HTTP/1.1\r\nHost: x\r\n\r\n";
+    conn_open(c, f->port);
+    conn_send(c, rq, strlen(rq));
+    assert_true(conn_fill(c) > 0);
+    conn_close(c);
+    free(c);
+    for (int i = 0; i < 400 && atomic_load(&streams_closed) == before + 1; i++)
+        usleep(5000);
+    assert_int_equal(atomic_load(&streams_closed), before + 2);
 }
 
 /* ---- server lifecycle ---------------------------------------------------------- */
@@ -826,7 +976,7 @@ static void test_stop_with_idle_connections(void **state)
 
     f2.srv = wisp_http_server_new(NULL);
     wisp_http_route(f2.srv, NULL, NULL, "/", h_info, "any");
-    assert_int_equal(wisp_http_listen(f2.srv, "127.0.0.1", 0, NULL, NULL, NULL, &f2.port), WISP_OK);
+    assert_int_equal(listen_at(f2.srv, 0, NULL, NULL, NULL, NULL, &f2.port, NULL), WISP_OK);
     assert_int_equal(pthread_create(&f2.thread, NULL, run_thread, &f2), 0);
 
     conn_open(idle, f2.port);
@@ -867,19 +1017,18 @@ static void test_stop_before_run_and_errors(void **state)
     wisp_http_server_free(srv);
 
     srv = wisp_http_server_new(NULL);
-    assert_int_equal(wisp_http_listen(srv, "not-an-ip", 0, NULL, NULL, NULL, &port), WISP_EINVAL);
-    assert_int_equal(wisp_http_listen(srv, "127.0.0.1", 0, "/nonexistent.pem", NULL, NULL, &port),
+    struct wisp_http_listen_spec bad_addr = {.addr = "not-an-ip"};
+    assert_int_equal(wisp_http_listen(srv, &bad_addr, &port, NULL), WISP_EINVAL);
+    assert_int_equal(listen_at(srv, 0, "not a pem", NULL, NULL, NULL, &port, NULL), WISP_EINVAL);
+    assert_int_equal(listen_at(srv, 0, "not a pem", "nor this", NULL, NULL, &port, NULL),
                      WISP_EINVAL);
-    assert_int_equal(
-        wisp_http_listen(srv, "127.0.0.1", 0, "/nonexistent.pem", "/nonexistent.key", NULL, &port),
-        WISP_EINVAL);
-    assert_int_equal(wisp_http_listen(srv, "127.0.0.1", 0, NULL, NULL, "/nonexistent/netns", &port),
+    assert_int_equal(listen_at(srv, 0, NULL, NULL, "/nonexistent/netns", NULL, &port, NULL),
                      WISP_EIO);
-    assert_int_equal(wisp_http_listen(srv, "127.0.0.1", 0, NULL, NULL, NULL, &port), WISP_OK);
+    assert_int_equal(listen_at(srv, 0, NULL, NULL, NULL, NULL, &port, NULL), WISP_OK);
     assert_true(port > 0);
     /* The port is taken: a second bind of it fails, SO_REUSEPORT or not. */
     int port2 = 0;
-    assert_int_equal(wisp_http_listen(srv, "127.0.0.1", port, NULL, NULL, NULL, &port2), WISP_EIO);
+    assert_int_equal(listen_at(srv, port, NULL, NULL, NULL, NULL, &port2, NULL), WISP_EIO);
     wisp_http_server_stop(srv);
     assert_int_equal(wisp_http_server_run(srv), WISP_OK);
     assert_int_equal(wisp_http_server_run(srv), WISP_EINVAL); /* runs once */
@@ -962,8 +1111,7 @@ static void test_listen_in_netns(void **state)
     ino_t before = my_netns_ino();
     f2.srv = wisp_http_server_new(NULL);
     wisp_http_route(f2.srv, NULL, NULL, "/", h_info, "ns");
-    assert_int_equal(wisp_http_listen(f2.srv, "127.0.0.1", 0, NULL, NULL, nc->path, &f2.port),
-                     WISP_OK);
+    assert_int_equal(listen_at(f2.srv, 0, NULL, NULL, nc->path, NULL, &f2.port, NULL), WISP_OK);
     assert_true(my_netns_ino() == before); /* back home */
     assert_int_equal(pthread_create(&f2.thread, NULL, run_thread, &f2), 0);
 
@@ -1003,6 +1151,8 @@ int main(void)
         cmocka_unit_test(test_framing_rejected),
         cmocka_unit_test(test_smuggled_request_not_served),
         cmocka_unit_test(test_tls_listener),
+        cmocka_unit_test(test_listen_while_running),
+        cmocka_unit_test(test_stream),
     };
     const struct CMUnitTest lifecycle[] = {
         cmocka_unit_test(test_stop_with_idle_connections),
