@@ -20,6 +20,7 @@ enum wisp_err {
     WISP_EIO,        /* store or system call failed: 500 INTERNAL */
     WISP_EBUSY,      /* store busy past its timeout: 503 UNAVAILABLE */
     WISP_ESTORE,     /* store reported corruption or a bug: 500 */
+    WISP_EGONE,      /* asked for history the store no longer keeps */
 };
 
 /* Returns a static, lowercase, one-word name for err ("einval"). */

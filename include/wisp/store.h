@@ -79,6 +79,26 @@ enum wisp_err wisp_store_list(struct wisp_txn *txn, const char *kind, const char
  * must be a write transaction. For project numbers, uids and the like. */
 enum wisp_err wisp_store_counter_next(struct wisp_txn *txn, const char *counter, int64_t *out);
 
+/* The change feed, for Kubernetes watches: fn gets every write of kind to
+ * a name starting with prefix at a revision after `after`, in revision
+ * order (by name within one revision), at most limit of them (0 = no
+ * limit). body is the document as written, or for a delete as it was
+ * before. Borrowed for the call; fn returns non-zero to stop. The store
+ * keeps the most recent WISP_STORE_CHANGES_KEPT revisions of history:
+ * asking for older ones is WISP_EGONE (start again from a fresh list). */
+#define WISP_STORE_CHANGES_KEPT 65536
+struct wisp_change {
+    int64_t rev;
+    const char *name;
+    int deleted;
+    const char *body;
+    size_t body_len;
+};
+typedef int (*wisp_store_change_fn)(const struct wisp_change *c, void *ctx);
+enum wisp_err wisp_store_changes(struct wisp_txn *txn, const char *kind, const char *prefix,
+                                 int64_t after, size_t limit, wisp_store_change_fn fn, void *ctx,
+                                 size_t *n_out);
+
 /* The store's current revision (0 when empty). */
 enum wisp_err wisp_store_revision(struct wisp_txn *txn, int64_t *out);
 

@@ -37,6 +37,7 @@ static const struct {
     {WISP_EUNAUTH, 401, "UNAUTHENTICATED"},   {WISP_ETOOBIG, 400, "INVALID_ARGUMENT"},
     {WISP_ENOMEM, 500, "INTERNAL"},           {WISP_EIO, 500, "INTERNAL"},
     {WISP_EBUSY, 503, "UNAVAILABLE"},         {WISP_ESTORE, 500, "INTERNAL"},
+    {WISP_EGONE, 400, "FAILED_PRECONDITION"},
 };
 
 int wisp_api_code_for(enum wisp_err err)

@@ -18,6 +18,7 @@ const char *wisp_strerror(enum wisp_err err)
     case WISP_EIO: return "eio";
     case WISP_EBUSY: return "ebusy";
     case WISP_ESTORE: return "estore";
+    case WISP_EGONE: return "egone";
     }
     return "eunknown";
 }

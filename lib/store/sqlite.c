@@ -64,6 +64,10 @@ static const char *const migrations[] = {
     "  op   TEXT NOT NULL CHECK (op IN ('put', 'delete')),"
     "  PRIMARY KEY (rev, kind, name)"
     ") WITHOUT ROWID;",
+    /* 2: the change log carries bodies (a watch event is the object at that
+     * revision), and meta records up to which revision it was pruned. */
+    "ALTER TABLE changes ADD COLUMN body TEXT;"
+    "ALTER TABLE meta ADD COLUMN compacted INTEGER NOT NULL DEFAULT 0;",
 };
 #define N_MIGRATIONS ((int64_t)(sizeof(migrations) / sizeof(migrations[0])))
 
@@ -81,6 +85,10 @@ enum stmt_id {
     S_UPSERT,
     S_DELETE,
     S_LOG_CHANGE,
+    S_PRUNE_CHANGES,
+    S_SET_COMPACTED,
+    S_COMPACTED,
+    S_CHANGES,
     S_COUNTER_NEXT,
     S_LIST_GE,
     S_LIST_GT,
@@ -107,9 +115,16 @@ static const char *const stmt_sql[N_STMT] = {
     [S_GET_REV] = "SELECT rev FROM documents WHERE kind = ?1 AND name = ?2",
     [S_UPSERT] = "INSERT INTO documents (kind, name, rev, body) VALUES (?1, ?2, ?3, ?4) "
                  "ON CONFLICT (kind, name) DO UPDATE SET rev = excluded.rev, body = excluded.body",
-    [S_DELETE] = "DELETE FROM documents WHERE kind = ?1 AND name = ?2",
-    [S_LOG_CHANGE] = "INSERT INTO changes (rev, kind, name, op) VALUES (?1, ?2, ?3, ?4) "
-                     "ON CONFLICT (rev, kind, name) DO UPDATE SET op = excluded.op",
+    [S_DELETE] = "DELETE FROM documents WHERE kind = ?1 AND name = ?2 RETURNING body",
+    [S_LOG_CHANGE] = "INSERT INTO changes (rev, kind, name, op, body) VALUES (?1, ?2, ?3, ?4, ?5) "
+                     "ON CONFLICT (rev, kind, name) DO UPDATE SET op = excluded.op, "
+                     "body = excluded.body",
+    [S_PRUNE_CHANGES] = "DELETE FROM changes WHERE rev <= ?1",
+    [S_SET_COMPACTED] = "UPDATE meta SET compacted = max(compacted, ?1) WHERE id = 1",
+    [S_COMPACTED] = "SELECT compacted FROM meta WHERE id = 1",
+    /* The scan follows the primary key from ?1 on; kind and name filter. */
+    [S_CHANGES] = "SELECT rev, name, op, body FROM changes WHERE rev > ?1 AND kind = ?2 "
+                  "AND name >= ?3 AND (?4 IS NULL OR name < ?4) ORDER BY rev, name LIMIT ?5",
     [S_COUNTER_NEXT] = "INSERT INTO counters (name, value) VALUES (?1, 1) "
                        "ON CONFLICT (name) DO UPDATE SET value = value + 1 RETURNING value",
     [S_LIST_GE] = "SELECT name, rev, body FROM documents WHERE kind = ?1 AND name >= ?2 "
@@ -693,8 +708,42 @@ static enum wisp_err take_rev(struct sqlite_store *s, struct wisp_txn *txn)
     return run_int(s, S_TAKE_REV, "take revision", &txn->rev);
 }
 
+/* Runs a statement whose only parameter is ?1 = v and that returns no row. */
+static enum wisp_err exec_int(struct sqlite_store *s, enum stmt_id id, int64_t v, const char *what)
+{
+    sqlite3_stmt *stmt = NULL;
+    enum wisp_err err = stmt_get(s, id, &stmt, NULL);
+    int rc;
+
+    if (err)
+        return err;
+    rc = sqlite3_bind_int64(stmt, 1, v);
+    if (rc == SQLITE_OK)
+        rc = sqlite3_step(stmt);
+    if (rc != SQLITE_DONE)
+        err = db_fail(s, rc, what);
+    stmt_done(stmt);
+    return err;
+}
+
+/* Every 1024th revision drops history older than the kept window, so the
+ * log stays bounded without a cost on each write. */
+static enum wisp_err prune_changes(struct sqlite_store *s, int64_t rev)
+{
+    enum wisp_err err = WISP_OK;
+    int64_t horizon = rev - WISP_STORE_CHANGES_KEPT;
+
+    if (rev % 1024 != 0 || horizon <= 0)
+        return WISP_OK;
+    err = exec_int(s, S_PRUNE_CHANGES, horizon, "prune changes");
+    if (!err)
+        err = exec_int(s, S_SET_COMPACTED, horizon, "prune changes");
+    return err;
+}
+
 static enum wisp_err log_change(struct sqlite_store *s, int64_t rev, const char *kind,
-                                const char *name, const char *op)
+                                const char *name, const char *op, const char *body,
+                                size_t body_len)
 {
     sqlite3_stmt *stmt = NULL;
     enum wisp_err err = stmt_get(s, S_LOG_CHANGE, &stmt, NULL);
@@ -710,11 +759,13 @@ static enum wisp_err log_change(struct sqlite_store *s, int64_t rev, const char 
     if (rc == SQLITE_OK)
         rc = sqlite3_bind_text(stmt, 4, op, -1, SQLITE_STATIC);
     if (rc == SQLITE_OK)
+        rc = sqlite3_bind_text64(stmt, 5, body, body_len, SQLITE_STATIC, SQLITE_UTF8);
+    if (rc == SQLITE_OK)
         rc = sqlite3_step(stmt);
     if (rc != SQLITE_DONE)
         err = db_fail(s, rc, "log change");
     stmt_done(stmt);
-    return err;
+    return err ? err : prune_changes(s, rev);
 }
 
 static enum wisp_err sqlite_put(struct wisp_txn *txn, const char *kind, const char *name,
@@ -753,7 +804,7 @@ static enum wisp_err sqlite_put(struct wisp_txn *txn, const char *kind, const ch
         err = db_fail(s, rc, "put");
         goto out;
     }
-    err = log_change(s, txn->rev, kind, name, "put");
+    err = log_change(s, txn->rev, kind, name, "put", body, body_len);
     if (err)
         goto out;
     if (rev_out)
@@ -770,6 +821,8 @@ static enum wisp_err sqlite_del(struct wisp_txn *txn, const char *kind, const ch
     sqlite3_stmt *stmt = NULL;
     enum wisp_err err;
     int64_t cur = 0;
+    const char *body = NULL;
+    size_t body_len = 0;
     int rc;
 
     err = txn_alive(s);
@@ -790,13 +843,88 @@ static enum wisp_err sqlite_del(struct wisp_txn *txn, const char *kind, const ch
     rc = bind_key(stmt, kind, name);
     if (rc == SQLITE_OK)
         rc = sqlite3_step(stmt);
-    if (rc != SQLITE_DONE) {
-        err = db_fail(s, rc, "delete");
+    if (rc != SQLITE_ROW || !(body = col_text(stmt, 0, &body_len))) {
+        err = db_fail(s, rc == SQLITE_ROW ? SQLITE_NOMEM : rc, "delete");
         goto out;
     }
-    err = log_change(s, txn->rev, kind, name, "delete");
+    /* The log keeps the body as it was: a watcher's DELETED event shows the
+     * object's last state. */
+    err = log_change(s, txn->rev, kind, name, "delete", body, body_len);
+    if (!err && sqlite3_step(stmt) != SQLITE_DONE)
+        err = db_fail(s, SQLITE_CORRUPT, "delete");
 out:
     stmt_done(stmt);
+    return err;
+}
+
+static enum wisp_err sqlite_changes(struct wisp_txn *txn, const char *kind,
+                                    const struct wisp__store_range *range, int64_t after,
+                                    wisp_store_change_fn fn, void *ctx, size_t *n_out)
+{
+    struct sqlite_store *s = from_txn(txn);
+    sqlite3_stmt *stmt = NULL, *own = NULL;
+    struct wisp_change c;
+    enum wisp_err err;
+    int64_t compacted = 0;
+    size_t n = 0, len;
+    int rc;
+
+    err = txn_alive(s);
+    if (!err)
+        err = run_int(s, S_COMPACTED, "read compaction", &compacted);
+    if (err)
+        goto out;
+    if (after < compacted) {
+        err = WISP_EGONE;
+        goto out;
+    }
+    err = stmt_get(s, S_CHANGES, &stmt, &own);
+    if (err)
+        goto out;
+    rc = sqlite3_bind_int64(stmt, 1, after);
+    if (rc == SQLITE_OK)
+        rc = sqlite3_bind_text(stmt, 2, kind, -1, SQLITE_STATIC);
+    if (rc == SQLITE_OK)
+        rc = sqlite3_bind_text(stmt, 3, range->lo, -1, SQLITE_STATIC);
+    if (rc == SQLITE_OK)
+        rc = range->hi ? sqlite3_bind_text(stmt, 4, range->hi, -1, SQLITE_STATIC)
+                       : sqlite3_bind_null(stmt, 4);
+    if (rc == SQLITE_OK)
+        rc = sqlite3_bind_int64(stmt, 5, range->limit);
+    if (rc != SQLITE_OK) {
+        err = db_fail(s, rc, "changes");
+        goto out;
+    }
+    while ((rc = sqlite3_step(stmt)) == SQLITE_ROW) {
+        const char *op = (const char *)sqlite3_column_text(stmt, 2);
+        c.rev = sqlite3_column_int64(stmt, 0);
+        c.name = col_text(stmt, 1, &len);
+        /* Rows from before migration 2 have no body; "{}" keeps callers'
+         * parsing uniform. */
+        if (sqlite3_column_type(stmt, 3) == SQLITE_NULL) {
+            c.body = "{}";
+            c.body_len = 2;
+        } else {
+            c.body = col_text(stmt, 3, &c.body_len);
+        }
+        if (!c.name || !c.body || !op) {
+            err = db_fail(s, SQLITE_NOMEM, "changes");
+            goto out;
+        }
+        c.deleted = strcmp(op, "delete") == 0;
+        n++;
+        if (fn(&c, ctx))
+            goto out;
+    }
+    if (rc != SQLITE_DONE)
+        err = db_fail(s, rc, "changes");
+out:
+    if (n_out)
+        *n_out = n;
+    if (own)
+        sqlite3_finalize(own);
+    else
+        stmt_done(stmt);
     return err;
 }
 
@@ -909,6 +1037,7 @@ const struct wisp_store_ops wisp__store_sqlite_ops = {
     .put = sqlite_put,
     .del = sqlite_del,
     .list = sqlite_list,
+    .changes = sqlite_changes,
     .counter_next = sqlite_counter_next,
     .revision = sqlite_revision,
 };

@@ -165,7 +165,8 @@ static enum wisp_err check_key(const char *kind, const char *name)
 /* Results that leave the transaction usable; anything else fails it. */
 static int is_logical(enum wisp_err err)
 {
-    return err == WISP_OK || err == WISP_ENOTFOUND || err == WISP_EEXIST || err == WISP_EABORTED;
+    return err == WISP_OK || err == WISP_ENOTFOUND || err == WISP_EEXIST || err == WISP_EABORTED ||
+           err == WISP_EGONE;
 }
 
 static enum wisp_err note(struct wisp_txn *txn, enum wisp_err err)
@@ -280,6 +281,33 @@ enum wisp_err wisp_store_list(struct wisp_txn *txn, const char *kind, const char
     range.hi = hi;
     range.limit = (limit == 0 || limit > (size_t)INT64_MAX) ? -1 : (int64_t)limit;
     err = note(txn, txn->st->ops->list(txn, kind, &range, fn, ctx, n_out));
+out:
+    free(hi);
+    return err;
+}
+
+enum wisp_err wisp_store_changes(struct wisp_txn *txn, const char *kind, const char *prefix,
+                                 int64_t after, size_t limit, wisp_store_change_fn fn, void *ctx,
+                                 size_t *n_out)
+{
+    struct wisp__store_range range = {.lo_incl = 1};
+    char *hi = NULL;
+    enum wisp_err err;
+
+    if (n_out)
+        *n_out = 0;
+    err = txn_usable(txn, 0);
+    if (err)
+        goto out;
+    if (check_ident(kind, WISP__STORE_MAX_KIND) || !fn || after < 0) {
+        err = WISP_EINVAL;
+        goto out;
+    }
+    range.lo = prefix ? prefix : "";
+    hi = prefix_successor(range.lo);
+    range.hi = hi;
+    range.limit = (limit == 0 || limit > (size_t)INT64_MAX) ? -1 : (int64_t)limit;
+    err = note(txn, txn->st->ops->changes(txn, kind, &range, after, fn, ctx, n_out));
 out:
     free(hi);
     return err;

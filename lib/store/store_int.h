@@ -53,7 +53,7 @@ struct wisp__store_range {
  * expect_rev is valid for the operation, the txn is active and not failed,
  * and writes (put, del, counter_next) only reach a write transaction. A
  * backend returns WISP_OK, a "logical" result (WISP_ENOTFOUND, WISP_EEXIST,
- * WISP_EABORTED), which must leave the transaction unchanged, or a failure
+ * WISP_EABORTED, WISP_EGONE), which must leave the transaction unchanged, or a failure
  * (WISP_EIO, WISP_EBUSY, WISP_ESTORE, WISP_ETOOBIG, WISP_ENOMEM), after which
  * store.c marks the transaction failed. */
 struct wisp_store_ops {
@@ -82,6 +82,11 @@ struct wisp_store_ops {
     enum wisp_err (*list)(struct wisp_txn *txn, const char *kind,
                           const struct wisp__store_range *range, wisp_store_list_fn fn, void *ctx,
                           size_t *n_out);
+    /* Changes after `after` within range (its lo is the prefix, always
+     * inclusive), and WISP_EGONE when history before `after` was dropped. */
+    enum wisp_err (*changes)(struct wisp_txn *txn, const char *kind,
+                             const struct wisp__store_range *range, int64_t after,
+                             wisp_store_change_fn fn, void *ctx, size_t *n_out);
     enum wisp_err (*counter_next)(struct wisp_txn *txn, const char *counter, int64_t *out);
     enum wisp_err (*revision)(struct wisp_txn *txn, int64_t *out);
 };

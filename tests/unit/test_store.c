@@ -808,14 +808,25 @@ static void migrations(void **state)
     assert_int_equal(wisp_store_open(f->path, &st), WISP_EPRECOND);
     assert_null(st);
     assert_int_equal(raw_int(f->path, "PRAGMA user_version"), 999);
-    raw_exec(f->path, "PRAGMA user_version = 1");
+    char sql[64];
+    snprintf(sql, sizeof(sql), "PRAGMA user_version = %lld", (long long)version);
+    raw_exec(f->path, sql);
     st = open_ok(f);
     wisp_store_close(st);
 }
 
-/* Every document write leaves one (rev, kind, name, op) row in the change
- * log, in the same transaction: the final operation per document per
- * revision. There is no API for it yet, so it is read directly. */
+/* Every document write leaves one (rev, kind, name, op, body) row in the
+ * change log, in the same transaction: the final operation per document per
+ * revision. Read directly, then through wisp_store_changes(). */
+static int collect_change(const struct wisp_change *c, void *ctx)
+{
+    char *out = ctx;
+    size_t n = strlen(out);
+    snprintf(out + n, 512 - n, "%lld:%s:%s:%.*s ", (long long)c->rev, c->name,
+             c->deleted ? "delete" : "put", (int)c->body_len, c->body);
+    return 0;
+}
+
 static void change_log(void **state)
 {
     struct fixture *f = *state;
@@ -855,6 +866,37 @@ static void change_log(void **state)
                 "b:put,c:delete");
     assert_int_equal(raw_int(f->path, "SELECT max(rev) FROM changes"),
                      raw_int(f->path, "SELECT rev FROM meta"));
+
+    /* The same history through the change feed, with bodies: a delete
+     * carries the body as it was. */
+    char got[512];
+    st = open_ok(f);
+    OK(wisp_store_begin(st, 0, &txn));
+    got[0] = '\0';
+    OK(wisp_store_changes(txn, "k", "", 0, 0, collect_change, got, NULL));
+    assert_string_equal(got, "1:a:put:{} 2:a:delete:{} 2:b:put:{} 3:b:put:{\"v\":2} 3:c:delete:{} ");
+    got[0] = '\0';
+    OK(wisp_store_changes(txn, "k", "b", 0, 0, collect_change, got, NULL));
+    assert_string_equal(got, "2:b:put:{} 3:b:put:{\"v\":2} ");
+    got[0] = '\0';
+    OK(wisp_store_changes(txn, "k", "", 2, 1, collect_change, got, NULL));
+    assert_string_equal(got, "3:b:put:{\"v\":2} ");
+    got[0] = '\0';
+    OK(wisp_store_changes(txn, "other", "", 0, 0, collect_change, got, NULL));
+    assert_string_equal(got, "");
+    wisp_store_rollback(txn);
+    wisp_store_close(st);
+
+    /* History before the compaction horizon is gone, and says so. */
+    raw_exec(f->path, "UPDATE meta SET compacted = 2");
+    st = open_ok(f);
+    OK(wisp_store_begin(st, 0, &txn));
+    assert_int_equal(wisp_store_changes(txn, "k", "", 1, 0, collect_change, got, NULL), WISP_EGONE);
+    got[0] = '\0';
+    OK(wisp_store_changes(txn, "k", "", 2, 0, collect_change, got, NULL));
+    assert_string_equal(got, "3:b:put:{\"v\":2} 3:c:delete:{} ");
+    wisp_store_rollback(txn);
+    wisp_store_close(st);
 }
 
 static void open_urls(void **state)
