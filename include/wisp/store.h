@@ -99,6 +99,11 @@ enum wisp_err wisp_store_changes(struct wisp_txn *txn, const char *kind, const c
                                  int64_t after, size_t limit, wisp_store_change_fn fn, void *ctx,
                                  size_t *n_out);
 
+/* The revision every write of this write transaction carries (taken now if
+ * no write has happened yet), so a document can record its own revision
+ * (a Kubernetes object's resourceVersion) before it is written. */
+enum wisp_err wisp_store_write_rev(struct wisp_txn *txn, int64_t *out);
+
 /* The store's current revision (0 when empty). */
 enum wisp_err wisp_store_revision(struct wisp_txn *txn, int64_t *out);
 

@@ -1016,6 +1016,18 @@ out:
     return err;
 }
 
+static enum wisp_err sqlite_write_rev(struct wisp_txn *txn, int64_t *out)
+{
+    struct sqlite_store *s = from_txn(txn);
+    enum wisp_err err = txn_alive(s);
+
+    if (!err)
+        err = take_rev(s, txn);
+    if (!err)
+        *out = txn->rev;
+    return err;
+}
+
 static enum wisp_err sqlite_revision(struct wisp_txn *txn, int64_t *out)
 {
     struct sqlite_store *s = from_txn(txn);
@@ -1040,4 +1052,5 @@ const struct wisp_store_ops wisp__store_sqlite_ops = {
     .changes = sqlite_changes,
     .counter_next = sqlite_counter_next,
     .revision = sqlite_revision,
+    .write_rev = sqlite_write_rev,
 };

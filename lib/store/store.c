@@ -313,6 +313,17 @@ out:
     return err;
 }
 
+enum wisp_err wisp_store_write_rev(struct wisp_txn *txn, int64_t *out)
+{
+    enum wisp_err err = txn_usable(txn, 1);
+
+    if (err)
+        return err;
+    if (!out)
+        return WISP_EINVAL;
+    return note(txn, txn->st->ops->write_rev(txn, out));
+}
+
 enum wisp_err wisp_store_counter_next(struct wisp_txn *txn, const char *counter, int64_t *out)
 {
     enum wisp_err err = txn_usable(txn, 1);

@@ -89,6 +89,8 @@ struct wisp_store_ops {
                              wisp_store_change_fn fn, void *ctx, size_t *n_out);
     enum wisp_err (*counter_next)(struct wisp_txn *txn, const char *counter, int64_t *out);
     enum wisp_err (*revision)(struct wisp_txn *txn, int64_t *out);
+    /* Takes txn->rev as put does, if not yet taken, and returns it. */
+    enum wisp_err (*write_rev)(struct wisp_txn *txn, int64_t *out);
 };
 
 extern const struct wisp_store_ops wisp__store_sqlite_ops;

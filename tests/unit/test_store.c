@@ -887,6 +887,23 @@ static void change_log(void **state)
     wisp_store_rollback(txn);
     wisp_store_close(st);
 
+    /* A write transaction knows its revision before it writes. */
+    int64_t wr = 0, wr2 = 0, put_rev = 0, now = 0;
+    st = open_ok(f);
+    OK(wisp_store_begin(st, 1, &txn));
+    OK(wisp_store_write_rev(txn, &wr));
+    OK(wisp_store_write_rev(txn, &wr2));
+    assert_int_equal(wr, wr2);
+    OK(puts_(txn, "k", "e", "{}", 0, &put_rev));
+    assert_int_equal(put_rev, wr);
+    OK(wisp_store_commit(txn));
+    OK(wisp_store_begin(st, 0, &txn));
+    OK(wisp_store_revision(txn, &now));
+    assert_int_equal(now, wr);
+    assert_int_not_equal(wisp_store_write_rev(txn, &wr), WISP_OK); /* not in a read txn */
+    wisp_store_rollback(txn);
+    wisp_store_close(st);
+
     /* History before the compaction horizon is gone, and says so. */
     raw_exec(f->path, "UPDATE meta SET compacted = 2");
     st = open_ok(f);
@@ -894,7 +911,7 @@ static void change_log(void **state)
     assert_int_equal(wisp_store_changes(txn, "k", "", 1, 0, collect_change, got, NULL), WISP_EGONE);
     got[0] = '\0';
     OK(wisp_store_changes(txn, "k", "", 2, 0, collect_change, got, NULL));
-    assert_string_equal(got, "3:b:put:{\"v\":2} 3:c:delete:{} ");
+    assert_string_equal(got, "3:b:put:{\"v\":2} 3:c:delete:{} 4:e:put:{} ");
     wisp_store_rollback(txn);
     wisp_store_close(st);
 }
