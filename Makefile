@@ -8,13 +8,17 @@ CC      ?= cc
 Q       := $(if $(V),,@)
 FUZZCC  ?= clang
 MODE    ?= release
-PKGS    := libh2o-evloop openssl jansson cjose sqlite3 libcurl
+PKGS    := libh2o-evloop openssl jansson cjose sqlite3 libcurl libprotobuf-c
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lwslay -lz -lpthread
 
+# protoc-c makes C from each proto/NAME.proto into build/gen (shared by every
+# mode); the results are part of libwisp.
+GEN     := build/gen
+
 WARN    := -Wall -Wextra -Wstrict-prototypes -Wformat=2 -Wshadow -Wvla -Werror \
            -Wno-missing-field-initializers
-CFLAGS_COMMON := -std=c17 -D_GNU_SOURCE -Iinclude -Ilib $(WARN) $(PKG_CFLAGS) -MMD -MP
+CFLAGS_COMMON := -std=c17 -D_GNU_SOURCE -Iinclude -Ilib -I$(GEN) $(WARN) $(PKG_CFLAGS) -MMD -MP
 
 ifeq ($(MODE),san)
   OUT    := build/san
@@ -27,7 +31,8 @@ else
   LDFLAGS :=
 endif
 
-LIB_SRC   := $(sort $(wildcard lib/*/*.c))
+GEN_SRC   := $(patsubst proto/%.proto,$(GEN)/%.pb-c.c,$(sort $(wildcard proto/*.proto)))
+LIB_SRC   := $(sort $(wildcard lib/*/*.c)) $(GEN_SRC)
 LIB_OBJ   := $(LIB_SRC:%.c=$(OUT)/%.o)
 LIBWISP   := $(OUT)/libwisp.a
 BINS      := wispd wisp wisp-node wisp-metadata
@@ -43,7 +48,12 @@ FUZZ_SRC  := $(sort $(wildcard tests/fuzz/fuzz_*.c))
 
 all: $(addprefix $(BIN_OUT)/,$(BINS))
 
-$(OUT)/%.o: %.c
+$(GEN)/%.pb-c.c $(GEN)/%.pb-c.h: proto/%.proto
+	@mkdir -p $(GEN)
+	@echo "  PROTOC  $<"
+	$(Q)protoc-c --c_out=$(GEN) -Iproto $<
+
+$(OUT)/%.o: %.c | $(GEN_SRC)
 	@mkdir -p $(dir $@)
 	@echo "  CC      $<"
 	$(Q)$(CC) $(CFLAGS) -c $< -o $@
@@ -63,7 +73,7 @@ $(BIN_OUT)/$(1): $$($(1)_OBJ) $(LIBWISP)
 endef
 $(foreach b,$(BINS),$(eval $(call bin_rule,$(b))))
 
-$(OUT)/tests/%: tests/unit/%.c $(LIBWISP)
+$(OUT)/tests/%: tests/unit/%.c $(LIBWISP) | $(GEN_SRC)
 	@mkdir -p $(dir $@)
 	@echo "  TEST    $@"
 	$(Q)$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< $(LIBWISP) $(PKG_LIBS) -lcmocka
@@ -84,9 +94,9 @@ unit:
 # Fuzz targets: built with clang's libFuzzer over the library sources, then
 # replayed over their corpora (and run briefly for new inputs).
 FUZZ_OUT := build/fuzz
-FUZZ_CFLAGS := -std=c17 -D_GNU_SOURCE -Iinclude -Ilib $(PKG_CFLAGS) -g -O1 \
+FUZZ_CFLAGS := -std=c17 -D_GNU_SOURCE -Iinclude -Ilib -I$(GEN) $(PKG_CFLAGS) -g -O1 \
                -fsanitize=fuzzer-no-link,address,undefined -fno-sanitize-recover=all
-$(FUZZ_OUT)/%.o: %.c
+$(FUZZ_OUT)/%.o: %.c | $(GEN_SRC)
 	@mkdir -p $(dir $@)
 	@echo "  FUZZCC  $<"
 	$(Q)$(FUZZCC) $(FUZZ_CFLAGS) -c $< -o $@
