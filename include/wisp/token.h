@@ -14,6 +14,11 @@
 
 #define WISP_TOKEN_KEY_LEN 32
 #define WISP_TOKEN_DEFAULT_LIFETIME 3600
+/* The longest lifetime any wisp issuer grants, and the clock leeway: a
+ * retired key is kept this long after its successor takes over. */
+#define WISP_TOKEN_MAX_LIFETIME 3600
+#define WISP_TOKEN_LEEWAY 300
+#define WISP_TOKEN_JTI_LEN 16 /* bytes; hex in claims */
 
 struct wisp_token_claims {
     int64_t iat, exp;       /* unix seconds */
@@ -26,6 +31,13 @@ struct wisp_token_claims {
     char *cluster;          /* cluster URL (the KSA token's issuer) */
     char *scopes;           /* space-separated; may be NULL */
     char *quota_project;    /* may be NULL */
+    /* The token's id (hex), for revocation. Sealing fills it in when it is
+     * empty; tokens sealed before ids existed open with it empty. */
+    char jti[2 * WISP_TOKEN_JTI_LEN + 1];
+    /* For a token minted as another identity (generateAccessToken): who
+     * asked, through which delegates, as JSON text the issuer defines, so
+     * each use can re-check that the grant still holds. NULL otherwise. */
+    char *chain;
 };
 /* Frees the strings, not the struct. */
 void wisp_token_claims_free(struct wisp_token_claims *c);
@@ -35,13 +47,40 @@ struct wisp_token_keyring;
 /* Caller frees with wisp_token_keyring_free(). Never NULL. */
 struct wisp_token_keyring *wisp_token_keyring_new(void);
 void wisp_token_keyring_free(struct wisp_token_keyring *kr);
-/* Adds a key (copied). The one with the largest kid seals. */
+/* Adds a key (copied), sealing from time 0. */
 void wisp_token_keyring_add(struct wisp_token_keyring *kr, uint32_t kid,
                             const unsigned char key[WISP_TOKEN_KEY_LEN]);
 size_t wisp_token_keyring_size(const struct wisp_token_keyring *kr);
 
-/* Seals claims into a token string ("ya29.w1…"); caller frees with
- * wisp_secret_free(). Returns NULL if the keyring is empty. */
+/* One key of a ring: it seals tokens issued at or after not_before, until a
+ * key with a larger kid takes over; it opens tokens it sealed as long as it
+ * is in the ring. */
+struct wisp_token_key {
+    uint32_t kid;
+    int64_t not_before;
+    unsigned char key[WISP_TOKEN_KEY_LEN];
+};
+/* Replaces every key of the ring with keys[0..n) (copied), at once: a ring
+ * may be shared by threads that seal and open while another replaces it. */
+void wisp_token_keyring_replace(struct wisp_token_keyring *kr, const struct wisp_token_key *keys,
+                                size_t n);
+
+/* What scheduled rotation does next, given the stored keys (any order) at
+ * time now: *make_new is 1 when the newest key was created interval seconds
+ * ago or more (the new one should seal from now + delay, once every replica
+ * has loaded it); drop[i] is 1 for each key that no token it sealed can
+ * still need: its successor has sealed for WISP_TOKEN_MAX_LIFETIME +
+ * WISP_TOKEN_LEEWAY. The key that seals now is never dropped. */
+struct wisp_token_key_age {
+    uint32_t kid;
+    int64_t created, not_before;
+};
+void wisp_token_rotation_plan(const struct wisp_token_key_age *keys, size_t n, int64_t now,
+                              int64_t interval, int *make_new, int *drop);
+
+/* Seals claims into a token string ("ya29.w1…") with the newest key whose
+ * not_before is at or before c->iat; caller frees with wisp_secret_free().
+ * Returns NULL if the keyring is empty. */
 char *wisp_token_seal(const struct wisp_token_keyring *kr, const struct wisp_token_claims *c);
 
 /* Opens and checks a token at time now: WISP_OK with *out filled (caller

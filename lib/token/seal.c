@@ -1,11 +1,15 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* Sealed access tokens (include/wisp/token.h).
  *   token     = "ya29.w1." base64url(kid:4 | nonce:12 | ciphertext | tag:16)
- *   plaintext = version:1 | iat:8 | exp:8 | flags:1 | 9 × (len:2 | bytes)
- * AES-256-GCM authenticates everything; the kid and the "w1" label are bound
- * as additional data so a token cannot be replayed under another key id. */
+ *   plaintext = 2:1 | iat:8 | exp:8 | flags:1 | jti:16 | 10 × (len:2 | bytes)
+ * (version 1, still opened: no jti, 9 strings, no chain). AES-256-GCM
+ * authenticates everything; the kid and the "w1" label are bound as
+ * additional data so a token cannot be replayed under another key id. The
+ * ring is shared by worker threads and replaced while they use it, so a
+ * read-write lock guards it. */
 #include <openssl/evp.h>
 #include <openssl/rand.h>
+#include <pthread.h>
 #include <string.h>
 #include "wisp/alloc.h"
 #include "wisp/b64.h"
@@ -16,53 +20,102 @@
 #define NONCE_LEN 12
 #define TAG_LEN 16
 #define MAX_TOKEN 4096
-#define N_STR 9
-
-struct key {
-    uint32_t kid;
-    unsigned char k[WISP_TOKEN_KEY_LEN];
-};
+#define N_STR 10   /* strings of version 2; version 1 has the first 9 */
+#define HDR_V1 18  /* version, iat, exp, flags */
+#define HDR_V2 (HDR_V1 + WISP_TOKEN_JTI_LEN)
 
 struct wisp_token_keyring {
-    struct key *keys;
+    pthread_rwlock_t lock;
+    struct wisp_token_key *keys;
     size_t n;
-    size_t newest; /* index of the largest kid */
 };
 
 struct wisp_token_keyring *wisp_token_keyring_new(void)
 {
-    return wisp_xcalloc(1, sizeof(struct wisp_token_keyring));
+    struct wisp_token_keyring *kr = wisp_xcalloc(1, sizeof(*kr));
+    pthread_rwlock_init(&kr->lock, NULL);
+    return kr;
+}
+
+static void free_keys(struct wisp_token_key *keys, size_t n)
+{
+    if (keys)
+        wisp_secret_free(keys, n * sizeof(*keys));
 }
 
 void wisp_token_keyring_free(struct wisp_token_keyring *kr)
 {
     if (!kr)
         return;
-    if (kr->keys)
-        wisp_secret_free(kr->keys, kr->n * sizeof(struct key));
+    free_keys(kr->keys, kr->n);
+    pthread_rwlock_destroy(&kr->lock);
     free(kr);
+}
+
+void wisp_token_keyring_replace(struct wisp_token_keyring *kr, const struct wisp_token_key *keys,
+                                size_t n)
+{
+    struct wisp_token_key *copy = n ? wisp_xmalloc(n * sizeof(*copy)) : NULL;
+    if (n)
+        memcpy(copy, keys, n * sizeof(*copy));
+    pthread_rwlock_wrlock(&kr->lock);
+    struct wisp_token_key *old = kr->keys;
+    size_t old_n = kr->n;
+    kr->keys = copy;
+    kr->n = n;
+    pthread_rwlock_unlock(&kr->lock);
+    free_keys(old, old_n);
 }
 
 void wisp_token_keyring_add(struct wisp_token_keyring *kr, uint32_t kid,
                             const unsigned char key[WISP_TOKEN_KEY_LEN])
 {
-    kr->keys = wisp_xrealloc(kr->keys, (kr->n + 1) * sizeof(struct key));
-    kr->keys[kr->n].kid = kid;
-    memcpy(kr->keys[kr->n].k, key, WISP_TOKEN_KEY_LEN);
-    if (kr->keys[kr->n].kid >= kr->keys[kr->newest].kid)
-        kr->newest = kr->n;
+    pthread_rwlock_wrlock(&kr->lock);
+    kr->keys = wisp_xrealloc(kr->keys, (kr->n + 1) * sizeof(*kr->keys));
+    kr->keys[kr->n] = (struct wisp_token_key){.kid = kid};
+    memcpy(kr->keys[kr->n].key, key, WISP_TOKEN_KEY_LEN);
     kr->n++;
+    pthread_rwlock_unlock(&kr->lock);
 }
 
 size_t wisp_token_keyring_size(const struct wisp_token_keyring *kr)
 {
-    return kr->n;
+    pthread_rwlock_rdlock((pthread_rwlock_t *)&kr->lock);
+    size_t n = kr->n;
+    pthread_rwlock_unlock((pthread_rwlock_t *)&kr->lock);
+    return n;
+}
+
+void wisp_token_rotation_plan(const struct wisp_token_key_age *keys, size_t n, int64_t now,
+                              int64_t interval, int *make_new, int *drop)
+{
+    size_t newest = 0;
+    for (size_t i = 0; i < n; i++) {
+        drop[i] = 0;
+        if (keys[i].kid > keys[newest].kid)
+            newest = i;
+    }
+    *make_new = !n || keys[newest].created + interval <= now;
+    for (size_t i = 0; i < n; i++) {
+        /* Key i sealed until the next larger kid took over; tokens it
+         * sealed live at most the longest lifetime after that. */
+        int64_t until = -1;
+        for (size_t j = 0; j < n; j++) {
+            if (keys[j].kid > keys[i].kid && keys[j].not_before <= now &&
+                (until < 0 || keys[j].not_before < until))
+                until = keys[j].not_before;
+        }
+        if (until >= 0 && i != newest &&
+            now >= until + WISP_TOKEN_MAX_LIFETIME + WISP_TOKEN_LEEWAY)
+            drop[i] = 1;
+    }
 }
 
 void wisp_token_claims_free(struct wisp_token_claims *c)
 {
-    char **s[N_STR] = {&c->email, &c->project_number, &c->pool, &c->ns, &c->ksa,
-                       &c->ksa_uid, &c->cluster, &c->scopes, &c->quota_project};
+    char **s[N_STR] = {&c->email, &c->project_number, &c->pool,   &c->ns,
+                       &c->ksa,   &c->ksa_uid,        &c->cluster, &c->scopes,
+                       &c->quota_project, &c->chain};
     for (int i = 0; i < N_STR; i++)
         WISP_FREE(*s[i]);
 }
@@ -126,21 +179,68 @@ char *wisp_token_principal(const struct wisp_token_claims *c)
                           c->pool ? c->pool : "", c->ns ? c->ns : "", c->ksa ? c->ksa : "");
 }
 
+/* The key that seals at time t: the largest kid whose not_before has come
+ * (or, if none has, the earliest to come). Caller holds the lock. */
+static const struct wisp_token_key *sealing_key(const struct wisp_token_keyring *kr, int64_t t)
+{
+    const struct wisp_token_key *best = NULL, *first = NULL;
+    for (size_t i = 0; i < kr->n; i++) {
+        const struct wisp_token_key *k = &kr->keys[i];
+        if (k->not_before <= t && (!best || k->kid > best->kid))
+            best = k;
+        if (!first || k->not_before < first->not_before)
+            first = k;
+    }
+    return best ? best : first;
+}
+
+static void hex(const unsigned char *p, size_t n, char *out)
+{
+    static const char digits[] = "0123456789abcdef";
+    for (size_t i = 0; i < n; i++) {
+        out[2 * i] = digits[p[i] >> 4];
+        out[2 * i + 1] = digits[p[i] & 15];
+    }
+    out[2 * n] = '\0';
+}
+
+static int unhex(const char *s, unsigned char *out, size_t n)
+{
+    for (size_t i = 0; i < 2 * n; i++) {
+        char ch = s[i];
+        int v = ch >= '0' && ch <= '9' ? ch - '0' : ch >= 'a' && ch <= 'f' ? ch - 'a' + 10 : -1;
+        if (v < 0)
+            return -1;
+        if (i % 2 == 0)
+            out[i / 2] = (unsigned char)(v << 4);
+        else
+            out[i / 2] |= (unsigned char)v;
+    }
+    return s[2 * n] == '\0' ? 0 : -1;
+}
+
 char *wisp_token_seal(const struct wisp_token_keyring *kr, const struct wisp_token_claims *c)
 {
-    if (!kr->n)
-        return NULL;
-    const struct key *k = &kr->keys[kr->newest];
-    const char *s[N_STR] = {c->email, c->project_number, c->pool, c->ns, c->ksa,
-                            c->ksa_uid, c->cluster, c->scopes, c->quota_project};
+    pthread_rwlock_t *lock = (pthread_rwlock_t *)&kr->lock;
+    pthread_rwlock_rdlock(lock);
+    const struct wisp_token_key *k = sealing_key(kr, c->iat);
+    const char *s[N_STR] = {c->email,   c->project_number, c->pool,   c->ns,
+                            c->ksa,     c->ksa_uid,        c->cluster, c->scopes,
+                            c->quota_project, c->chain};
     struct wisp_buf pt;
     wisp_buf_init(&pt, MAX_TOKEN);
-    unsigned char hdr[18];
-    hdr[0] = 1;
+    unsigned char hdr[HDR_V2];
+    char *tok = NULL;
+    unsigned char *raw = NULL;
+    if (!k)
+        goto out;
+    hdr[0] = 2;
     put_u64(hdr + 1, c->iat);
     put_u64(hdr + 9, c->exp);
     hdr[17] = c->is_service_account ? 1 : 0;
-    char *tok = NULL;
+    if (c->jti[0] ? unhex(c->jti, hdr + HDR_V1, WISP_TOKEN_JTI_LEN)
+                  : RAND_bytes(hdr + HDR_V1, WISP_TOKEN_JTI_LEN) != 1)
+        goto out;
     if (wisp_buf_append(&pt, hdr, sizeof(hdr)))
         goto out;
     for (int i = 0; i < N_STR; i++) {
@@ -150,7 +250,7 @@ char *wisp_token_seal(const struct wisp_token_keyring *kr, const struct wisp_tok
             goto out;
     }
     size_t raw_len = 4 + NONCE_LEN + pt.len + TAG_LEN;
-    unsigned char *raw = wisp_xmalloc(raw_len);
+    raw = wisp_xmalloc(raw_len);
     raw[0] = (unsigned char)(k->kid >> 24);
     raw[1] = (unsigned char)(k->kid >> 16);
     raw[2] = (unsigned char)(k->kid >> 8);
@@ -158,14 +258,15 @@ char *wisp_token_seal(const struct wisp_token_keyring *kr, const struct wisp_tok
     unsigned char aad[7];
     make_aad(aad, raw);
     if (RAND_bytes(raw + 4, NONCE_LEN) == 1 &&
-        gcm(1, k->k, raw + 4, aad, sizeof(aad), (unsigned char *)pt.data, pt.len,
+        gcm(1, k->key, raw + 4, aad, sizeof(aad), (unsigned char *)pt.data, pt.len,
             raw + 4 + NONCE_LEN, raw + 4 + NONCE_LEN + pt.len)) {
         char *b = wisp_b64url_encode(raw, raw_len);
         tok = wisp_xasprintf(PREFIX "%s", b);
         free(b);
     }
-    free(raw);
 out:
+    pthread_rwlock_unlock(lock);
+    free(raw);
     if (pt.data)
         wisp_secret_free(pt.data, pt.len + 1);
     return tok;
@@ -186,12 +287,14 @@ enum wisp_err wisp_token_open(const struct wisp_token_keyring *kr, const char *t
     unsigned char *pt = NULL;
     size_t ct_len = 0;
     enum wisp_err err = WISP_EUNAUTH;
+    pthread_rwlock_t *lock = (pthread_rwlock_t *)&kr->lock;
+    pthread_rwlock_rdlock(lock);
     *why = "malformed";
-    if (!raw || n < 4 + NONCE_LEN + 18 + 2 * N_STR + TAG_LEN)
+    if (!raw || n < 4 + NONCE_LEN + HDR_V1 + 2 * (N_STR - 1) + TAG_LEN)
         goto out;
     uint32_t kid = ((uint32_t)raw[0] << 24) | ((uint32_t)raw[1] << 16) |
                    ((uint32_t)raw[2] << 8) | raw[3];
-    const struct key *k = NULL;
+    const struct wisp_token_key *k = NULL;
     for (size_t i = 0; i < kr->n; i++) {
         if (kr->keys[i].kid == kid)
             k = &kr->keys[i];
@@ -204,20 +307,25 @@ enum wisp_err wisp_token_open(const struct wisp_token_keyring *kr, const char *t
     pt = wisp_xmalloc(ct_len);
     unsigned char aad[7];
     make_aad(aad, raw);
-    if (!gcm(0, k->k, raw + 4, aad, sizeof(aad), raw + 4 + NONCE_LEN, ct_len, pt,
+    if (!gcm(0, k->key, raw + 4, aad, sizeof(aad), raw + 4 + NONCE_LEN, ct_len, pt,
              raw + 4 + NONCE_LEN + ct_len)) {
         *why = "bad seal";
         goto out;
     }
-    if (pt[0] != 1)
+    int v2 = pt[0] == 2;
+    size_t pos = v2 ? HDR_V2 : HDR_V1;
+    int n_str = v2 ? N_STR : N_STR - 1;
+    if ((pt[0] != 1 && !v2) || pos > ct_len)
         goto out;
     out->iat = get_u64(pt + 1);
     out->exp = get_u64(pt + 9);
     out->is_service_account = pt[17] == 1;
-    char **s[N_STR] = {&out->email, &out->project_number, &out->pool, &out->ns, &out->ksa,
-                       &out->ksa_uid, &out->cluster, &out->scopes, &out->quota_project};
-    size_t pos = 18;
-    for (int i = 0; i < N_STR; i++) {
+    if (v2)
+        hex(pt + HDR_V1, WISP_TOKEN_JTI_LEN, out->jti);
+    char **s[N_STR] = {&out->email,   &out->project_number, &out->pool,   &out->ns,
+                       &out->ksa,     &out->ksa_uid,        &out->cluster, &out->scopes,
+                       &out->quota_project, &out->chain};
+    for (int i = 0; i < n_str; i++) {
         if (pos + 2 > ct_len)
             goto bad;
         size_t len = ((size_t)pt[pos] << 8) | pt[pos + 1];
@@ -240,6 +348,7 @@ enum wisp_err wisp_token_open(const struct wisp_token_keyring *kr, const char *t
 bad:
     wisp_token_claims_free(out);
 out:
+    pthread_rwlock_unlock(lock);
     free(raw);
     if (pt)
         wisp_secret_free(pt, ct_len);

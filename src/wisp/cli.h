@@ -3,6 +3,8 @@
 #ifndef WISP_CLI_H
 #define WISP_CLI_H
 
+#include <getopt.h>
+#include <jansson.h>
 #include <sys/types.h>
 
 #define WISP_EXIT_OK 0
@@ -31,6 +33,10 @@ int cli_state_open(struct cli_state *s, const char *flag_dir);
 void cli_state_close(struct cli_state *s);
 /* Saves the project into STATE/config.json. */
 int cli_state_save_project(struct cli_state *s, const char *project);
+/* STATE/config.json as an object ({} if there is none); caller decrefs. */
+json_t *cli_state_config(const struct cli_state *s);
+/* Sets key to value (stolen) in STATE/config.json, keeping the rest. */
+int cli_state_config_set(struct cli_state *s, const char *key, json_t *value);
 /* 1 and *out filled when a wispd recorded for this state is alive. */
 int cli_wispd_running(const struct cli_state *s, struct cli_wispd *out);
 
@@ -45,5 +51,11 @@ int cli_iam(int argc, char **argv);
  * Returns 0, or an exit code to return. usage is printed for --help. */
 int cli_parse(int argc, char **argv, const char *usage, const char **state_out,
               const char **project_out);
+/* The same with a verb's own options (at most 8, ended by {0}): each one
+ * found goes to on_extra(its val, its argument, ctx), which returns 0, or
+ * non-zero to refuse it (usage is printed, WISP_EXIT_USAGE returned). */
+int cli_parse_ex(int argc, char **argv, const char *usage, const char **state_out,
+                 const char **project_out, const struct option *extra,
+                 int (*on_extra)(int val, const char *arg, void *ctx), void *ctx);
 
 #endif

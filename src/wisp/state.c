@@ -14,14 +14,19 @@
 #include "cli.h"
 #include "wisp/alloc.h"
 
-int cli_parse(int argc, char **argv, const char *usage, const char **state_out,
-              const char **project_out)
+int cli_parse_ex(int argc, char **argv, const char *usage, const char **state_out,
+                 const char **project_out, const struct option *extra,
+                 int (*on_extra)(int val, const char *arg, void *ctx), void *ctx)
 {
-    static const struct option lo[] = {{"state", required_argument, NULL, 's'},
-                                       {"project", required_argument, NULL, 'p'},
-                                       {"help", no_argument, NULL, 'h'},
-                                       {0}};
-    int c;
+    static const struct option common[] = {{"state", required_argument, NULL, 's'},
+                                           {"project", required_argument, NULL, 'p'},
+                                           {"help", no_argument, NULL, 'h'}};
+    enum { N_COMMON = sizeof(common) / sizeof(common[0]), MAX_EXTRA = 8 };
+    struct option lo[N_COMMON + MAX_EXTRA + 1] = {{0}};
+    memcpy(lo, common, sizeof(common));
+    for (int i = 0; extra && extra[i].name && i < MAX_EXTRA; i++)
+        lo[N_COMMON + i] = extra[i];
+    int c, rc;
     optind = 1;
     while ((c = getopt_long(argc, argv, "h", lo, NULL)) != -1) {
         switch (c) {
@@ -34,7 +39,12 @@ int cli_parse(int argc, char **argv, const char *usage, const char **state_out,
             *project_out = optarg;
             break;
         case 'h': fputs(usage, stdout); return -1;
-        default: fputs(usage, stderr); return WISP_EXIT_USAGE;
+        case '?': fputs(usage, stderr); return WISP_EXIT_USAGE;
+        default:
+            if (!on_extra || (rc = on_extra(c, optarg, ctx))) {
+                fputs(usage, stderr);
+                return WISP_EXIT_USAGE;
+            }
         }
     }
     if (optind != argc) {
@@ -42,6 +52,12 @@ int cli_parse(int argc, char **argv, const char *usage, const char **state_out,
         return WISP_EXIT_USAGE;
     }
     return 0;
+}
+
+int cli_parse(int argc, char **argv, const char *usage, const char **state_out,
+              const char **project_out)
+{
+    return cli_parse_ex(argc, argv, usage, state_out, project_out, NULL, NULL, NULL);
 }
 
 static int mkdir_p(const char *path)
@@ -98,13 +114,32 @@ void cli_state_close(struct cli_state *s)
     WISP_FREE(s->project);
 }
 
-int cli_state_save_project(struct cli_state *s, const char *project)
+json_t *cli_state_config(const struct cli_state *s)
 {
     char *cfg = wisp_xasprintf("%s/config.json", s->dir);
-    json_t *o = json_pack("{s:s}", "project", project);
+    json_t *o = json_load_file(cfg, 0, NULL);
+    free(cfg);
+    if (!json_is_object(o)) {
+        json_decref(o);
+        o = json_object();
+    }
+    return o;
+}
+
+int cli_state_config_set(struct cli_state *s, const char *key, json_t *value)
+{
+    char *cfg = wisp_xasprintf("%s/config.json", s->dir);
+    json_t *o = cli_state_config(s);
+    json_object_set_new(o, key, value);
     int rc = json_dump_file(o, cfg, JSON_INDENT(2));
     json_decref(o);
     free(cfg);
+    return rc;
+}
+
+int cli_state_save_project(struct cli_state *s, const char *project)
+{
+    int rc = cli_state_config_set(s, "project", json_string(project));
     if (!rc) {
         free(s->project);
         s->project = wisp_xstrdup(project);

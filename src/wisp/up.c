@@ -1,6 +1,8 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* `wisp up`: start wispd for a state directory (if it is not running),
- * wait until it says it is ready, and report where it listens. */
+ * wait until it says it is ready, and report where it listens. Settings
+ * given here (strict revocation, token-key rotation) are kept in
+ * STATE/config.json, so a later plain `wisp up` starts wispd the same way. */
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -15,14 +17,56 @@
 #include "wisp/alloc.h"
 
 static const char usage[] =
-    "usage: wisp up [--state DIR] [--project ID]\n\n"
+    "usage: wisp up [--state DIR] [--project ID] [--[no-]strict-revocation]\n"
+    "               [--token-key-rotation SECS]\n\n"
     "Starts wisp's daemons in the background for the state directory and waits\n"
     "until they serve. Idempotent: if they already run, it only reports them.\n"
     "State persists across down/up. The project is created with an owner on\n"
     "first start (default " WISP_DEFAULT_PROJECT ").\n\n"
-    "  --state DIR    state directory [$WISP_STATE or ~/.local/state/wisp]\n"
-    "  --project ID   project to create and use [" WISP_DEFAULT_PROJECT "]\n\n"
+    "  --state DIR               state directory [$WISP_STATE or ~/.local/state/wisp]\n"
+    "  --project ID              project to create and use [" WISP_DEFAULT_PROJECT "]\n"
+    "  --strict-revocation       a token minted as another identity stops working as\n"
+    "                            soon as the grant it was minted under is removed\n"
+    "  --no-strict-revocation    such tokens live until they expire (as on Google) [default]\n"
+    "  --token-key-rotation SECS a new token sealing key this often [86400]\n"
+    "Settings are kept in STATE/config.json for later starts; they apply when\n"
+    "wispd starts (wisp down, then wisp up, to change a running one).\n\n"
     "exit codes: 0 running, 100 usage, 111 could not start\n";
+
+/* What `wisp up` may be told, parsed. */
+struct up_opts {
+    const char *dir, *project;
+    int strict;        /* -1 unchanged, 0 off, 1 on */
+    long rotation;     /* 0 unchanged */
+};
+
+static int up_option(int val, const char *arg, void *ctx)
+{
+    struct up_opts *o = ctx;
+    char *end;
+    switch (val) {
+    case 'S': o->strict = 1; return 0;
+    case 'N': o->strict = 0; return 0;
+    case 'r':
+        o->rotation = strtol(arg, &end, 10);
+        if (*end || o->rotation < 2 || o->rotation > 365L * 86400) {
+            fprintf(stderr, "wisp: --token-key-rotation: seconds from 2 to 31536000\n");
+            return -1;
+        }
+        return 0;
+    }
+    return -1;
+}
+
+static int parse(int argc, char **argv, struct up_opts *o)
+{
+    static const struct option lo[] = {{"strict-revocation", no_argument, NULL, 'S'},
+                                       {"no-strict-revocation", no_argument, NULL, 'N'},
+                                       {"token-key-rotation", required_argument, NULL, 'r'},
+                                       {0}};
+    *o = (struct up_opts){.strict = -1};
+    return cli_parse_ex(argc, argv, usage, &o->dir, &o->project, lo, up_option, o);
+}
 
 /* The daemons live next to the wisp binary (bin/ or build/san/bin/). */
 static char *sibling(const char *name)
@@ -39,6 +83,13 @@ static char *sibling(const char *name)
 
 static int start_wispd(struct cli_state *s, const char *project)
 {
+    json_t *cfg = cli_state_config(s);
+    int strict = json_is_true(json_object_get(cfg, "strictRevocation"));
+    char rotation[24] = "";
+    if (json_is_integer(json_object_get(cfg, "tokenKeyRotation")))
+        snprintf(rotation, sizeof(rotation), "%lld",
+                 (long long)json_integer_value(json_object_get(cfg, "tokenKeyRotation")));
+    json_decref(cfg);
     int pfd[2];
     if (pipe2(pfd, O_CLOEXEC))
         return -1;
@@ -62,8 +113,17 @@ static int start_wispd(struct cli_state *s, const char *project)
         int ready = dup(pfd[1]); /* without O_CLOEXEC, so wispd inherits it */
         char fdarg[16];
         snprintf(fdarg, sizeof(fdarg), "%d", ready);
-        execl(bin, "wispd", "--state", s->dir, "--project", project, "--ready-fd", fdarg,
-              (char *)NULL);
+        const char *args[12] = {"wispd", "--state", s->dir, "--project", project,
+                                "--ready-fd", fdarg};
+        int n = 7;
+        if (strict)
+            args[n++] = "--strict-revocation";
+        if (*rotation) {
+            args[n++] = "--token-key-rotation";
+            args[n++] = rotation;
+        }
+        args[n] = NULL;
+        execv(bin, (char *const *)args);
         fprintf(stderr, "wisp: cannot run %s: %s\n", bin, strerror(errno));
         _exit(111);
     }
@@ -90,12 +150,13 @@ static int start_wispd(struct cli_state *s, const char *project)
 
 int cli_up(int argc, char **argv)
 {
-    const char *dir = NULL, *project = NULL;
-    int rc = cli_parse(argc, argv, usage, &dir, &project);
+    struct up_opts o;
+    int rc = parse(argc, argv, &o);
     if (rc)
         return rc < 0 ? 0 : rc;
+    const char *project = o.project;
     struct cli_state s;
-    if (cli_state_open(&s, dir))
+    if (cli_state_open(&s, o.dir))
         return WISP_EXIT_SYS;
     /* A copy: saving the project below replaces s.project. */
     char *proj = wisp_xstrdup(project ? project : s.project ? s.project : WISP_DEFAULT_PROJECT);
@@ -107,8 +168,19 @@ int cli_up(int argc, char **argv)
         free(proj);
         return WISP_EXIT_USAGE;
     }
+    if ((o.strict >= 0 &&
+         cli_state_config_set(&s, "strictRevocation", json_boolean(o.strict))) ||
+        (o.rotation && cli_state_config_set(&s, "tokenKeyRotation", json_integer(o.rotation)))) {
+        fprintf(stderr, "wisp: cannot save settings in %s/config.json\n", s.dir);
+        cli_state_close(&s);
+        free(proj);
+        return WISP_EXIT_SYS;
+    }
     struct cli_wispd w;
     rc = WISP_EXIT_OK;
+    if (cli_wispd_running(&s, &w) && (o.strict >= 0 || o.rotation))
+        fprintf(stderr, "wisp: settings saved; they apply when wispd next starts (wisp down, "
+                        "then wisp up)\n");
     if (!cli_wispd_running(&s, &w)) {
         if (cli_state_save_project(&s, project) || start_wispd(&s, project) ||
             !cli_wispd_running(&s, &w))

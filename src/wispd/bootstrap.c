@@ -130,44 +130,25 @@ out:
     return rc;
 }
 
-/* A new key for the account; writes the Google-format key file. */
-static int write_key_file(struct wisp_txn *txn, const char *project, const char *email,
-                          const char *path)
+/* A new key for the account; writes the Google-format key file. Its
+ * token_uri is Google's: the loopback port changes from start to start, so
+ * gcloud is pointed at wisp by `wisp env` (CLOUDSDK_AUTH_TOKEN_HOST). */
+static int write_key_file(struct wisp_txn *txn, const char *email, const char *path)
 {
-    unsigned char raw[20];
-    RAND_bytes(raw, sizeof(raw));
-    char kid[41];
-    for (int i = 0; i < 20; i++)
-        snprintf(kid + 2 * i, 3, "%02x", raw[i]);
-    char *priv = wisp_rsa_generate_pem();
-    char *pub = priv ? wisp_rsa_public_pem(priv) : NULL;
+    json_t *sa = NULL;
+    struct wispd_sa_key k = {0};
+    char *text = NULL;
     int rc = -1;
-    if (!pub)
+    if (wispd_get_json(txn, "sa", email, &sa, NULL) != WISP_OK ||
+        wispd_sa_key_generate(sa, &k) != WISP_OK || wispd_sa_key_store(txn, &k) != WISP_OK)
         goto out;
-    char name[400];
-    snprintf(name, sizeof(name), "projects/%s/serviceAccounts/%s/keys/%s", project, email, kid);
-    json_t *key = json_pack("{s:s, s:s, s:s, s:s, s:s}", "name", name, "email", email,
-                            "publicKeyPem", pub, "keyType", "USER_MANAGED", "keyOrigin",
-                            "GOOGLE_PROVIDED");
-    int ok = wispd_put_json(txn, "sakey", kid, key, 0, NULL) == WISP_OK;
-    json_decref(key);
-    if (!ok)
-        goto out;
-    json_t *file = json_pack(
-        "{s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s}", "type", "service_account",
-        "project_id", project, "private_key_id", kid, "private_key", priv, "client_email", email,
-        "client_id", "", "auth_uri", "https://accounts.google.com/o/oauth2/auth", "token_uri",
-        "https://oauth2.googleapis.com/token", "auth_provider_x509_cert_url",
-        "https://www.googleapis.com/oauth2/v1/certs", "client_x509_cert_url", "",
-        "universe_domain", "googleapis.com");
-    char *text = json_dumps(file, JSON_INDENT(2));
-    json_decref(file);
+    text = wispd_sa_key_file(sa, &k, "https://oauth2.googleapis.com/token");
     rc = wispd_write_file(path, text, 0600);
-    wisp_secret_free(text, 0);
 out:
-    free(pub);
-    if (priv)
-        wisp_secret_free(priv, 0);
+    if (text)
+        wisp_secret_free(text, 0);
+    wispd_sa_key_free(&k);
+    json_decref(sa);
     return rc;
 }
 
@@ -195,6 +176,34 @@ static int ensure_org(struct wisp_txn *txn)
                  ? 0
                  : -1;
     json_decref(org);
+    json_decref(meta);
+    return rc;
+}
+
+/* The first project's owner administers the organization's policies, as the
+ * creator of a Google organization can: it gets roles/orgpolicy.policyAdmin
+ * there, once, when the organization has no IAM policy yet (org-level
+ * `gcloud resource-manager org-policies ... --organization`). */
+static int ensure_org_admin(struct wisp_txn *txn, const char *owner)
+{
+    json_t *meta = NULL, *pol = NULL;
+    int rc = -1;
+    if (wispd_get_json(txn, "meta", "organization", &meta, NULL) != WISP_OK)
+        return -1;
+    char name[64];
+    snprintf(name, sizeof(name), "organizations/%s",
+             json_string_value(json_object_get(meta, "id")) ?: "-");
+    if (wispd_get_json(txn, "iampolicy", name, &pol, NULL) == WISP_OK) {
+        rc = 0;
+        goto out;
+    }
+    pol = json_pack("{s:[{s:s, s:[s]}]}", "bindings", "role", "roles/orgpolicy.policyAdmin",
+                    "members", owner);
+    if (wispd_put_json(txn, "iampolicy", name, pol, 0, NULL) == WISP_OK &&
+        wispd_member_refs_update(txn, name, NULL, pol) == WISP_OK)
+        rc = 0;
+out:
+    json_decref(pol);
     json_decref(meta);
     return rc;
 }
@@ -227,13 +236,16 @@ int wispd_bootstrap(struct wisp_store *st, const char *state_dir, const char *pr
             goto out;
         }
         json_decref(p);
+        int org_bad = ensure_org_admin(txn, owner);
         free(owner);
+        if (org_bad)
+            goto out;
         if (ensure_sa(txn, project_id, "wisp-owner"))
             goto out;
         char *path = wisp_xasprintf("%s/owner-key.json", state_dir);
         char *email = wisp_xasprintf("wisp-owner@%s.iam.gserviceaccount.com", project_id);
         int have = access(path, R_OK) == 0;
-        int bad = !have && write_key_file(txn, project_id, email, path);
+        int bad = !have && write_key_file(txn, email, path);
         free(path);
         free(email);
         if (bad)
@@ -246,36 +258,4 @@ int wispd_bootstrap(struct wisp_store *st, const char *state_dir, const char *pr
 out:
     wisp_store_rollback(txn);
     return rc;
-}
-
-struct key_ctx {
-    int n;
-};
-
-static int load_one(const struct wisp_doc *doc, void *arg)
-{
-    struct key_ctx *kc = arg;
-    json_t *o = json_loadb(doc->body, doc->body_len, 0, NULL);
-    size_t n = 0;
-    unsigned char *k = o ? wisp_b64_decode(json_string_value(json_object_get(o, "key")), &n)
-                         : NULL;
-    if (k && n == WISP_TOKEN_KEY_LEN) {
-        wisp_token_keyring_add(wispd.keyring, (uint32_t)strtoul(doc->name, NULL, 10), k);
-        kc->n++;
-    }
-    if (k)
-        wisp_secret_free(k, n ? n : 1);
-    json_decref(o);
-    return 0;
-}
-
-int wispd_load_keys(struct wisp_store *st)
-{
-    struct wisp_txn *txn;
-    if (wisp_store_begin(st, 0, &txn) != WISP_OK)
-        return -1;
-    struct key_ctx kc = {0};
-    enum wisp_err err = wisp_store_list(txn, "tokenkey", "", NULL, 0, load_one, &kc, NULL);
-    wisp_store_rollback(txn);
-    return err || !kc.n ? -1 : 0;
 }

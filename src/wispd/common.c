@@ -72,7 +72,18 @@ struct wispd_caller *wispd_authenticate(struct wisp_http_req *req)
         tok++;
     struct wispd_caller *c = wisp_xcalloc(1, sizeof(*c));
     const char *why;
-    if (wisp_token_open(wispd.keyring, tok, (int64_t)time(NULL), &c->claims, &why) != WISP_OK) {
+    /* A JWT is a service account's self-signed token (google-auth sends
+     * them for some APIs); anything else must be one of ours. */
+    enum wisp_err err =
+        strncmp(tok, "eyJ", 3) == 0
+            ? wispd_self_signed_open(req, tok, &c->claims, &why)
+            : wisp_token_open(wispd.keyring, tok, (int64_t)time(NULL), &c->claims, &why);
+    /* Revoked, or (strict revocation) minted under a grant since removed. */
+    if (!err && !wispd_token_live(req, &c->claims, &why)) {
+        wisp_token_claims_free(&c->claims);
+        err = WISP_EUNAUTH;
+    }
+    if (err) {
         char fp[9];
         wisp_log_fingerprint(tok, strlen(tok), fp);
         wisp_log_info("auth", "rejected token %s: %s", fp, why);

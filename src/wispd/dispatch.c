@@ -47,6 +47,10 @@ static wispd_api_fn find(const char *service, size_t len)
 void wispd_dispatch(struct wisp_http_req *req, void *ctx)
 {
     (void)ctx;
+    if (req->listener_tag) {
+        wispd_kube(req);
+        return;
+    }
     const char *host = req->host;
     const char *path = req->path;
     static const char suffix[] = ".googleapis.com";

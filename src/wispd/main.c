@@ -38,6 +38,10 @@ static struct opt opts[] = {
     {"threads", "N", "worker threads", "2", NULL},
     {"ready-fd", "FD", "file descriptor to write \"ready\" to once serving", "-1", NULL},
     {"log-level", "LEVEL", "err, warn, info or debug", "info", NULL},
+    {"strict-revocation", NULL,
+     "re-check the grant behind a token minted as another identity on every use", NULL, NULL},
+    {"token-key-rotation", "SECS", "seconds between new access-token sealing keys", "86400",
+     NULL},
 };
 #define N_OPTS (sizeof(opts) / sizeof(opts[0]))
 
@@ -79,7 +83,7 @@ static int parse_args(int argc, char **argv)
             usage(stderr);
             return -1;
         }
-        opts[c].val = optarg;
+        opts[c].val = optarg ? optarg : "1";
     }
     if (optind != argc || !opt("state")) {
         usage(stderr);
@@ -129,6 +133,14 @@ int main(int argc, char **argv)
                         "digits or hyphens, starting with a letter)\n", opt("project"));
         return 100;
     }
+    char *end;
+    long rot = strtol(opt("token-key-rotation"), &end, 10);
+    if (*end || rot < 2 || rot > 365L * 86400) {
+        fprintf(stderr, "wispd: --token-key-rotation: expected seconds from 2 to 31536000\n");
+        return 100;
+    }
+    wispd.token_key_rotation = rot;
+    wispd.strict_revocation = opt("strict-revocation") != NULL;
     signal(SIGPIPE, SIG_IGN);
     wispd.state_dir = opt("state");
     if (mkdir(wispd.state_dir, 0700) && errno != EEXIST) {
@@ -144,12 +156,12 @@ int main(int argc, char **argv)
         wisp_log_err("wispd", "cannot open the store %s", wispd.store_url);
         goto out;
     }
-    if (wispd_bootstrap(st, wispd.state_dir, opt("project")) || wispd_load_keys(st)) {
+    if (wispd_bootstrap(st, wispd.state_dir, opt("project")) || wispd_keys_start()) {
         wisp_log_err("wispd", "bootstrap failed");
         goto out;
     }
-    wisp_store_close(st);
-    st = NULL;
+    wisp_log_info("wispd", "token keys rotate every %lld s; strict revocation %s",
+                  (long long)wispd.token_key_rotation, wispd.strict_revocation ? "on" : "off");
 
     /* Bodies up to 65 MiB: gcloud storage sends a resumable upload as one
      * PUT of the whole object, and objects may be up to 64 MiB. */
@@ -175,6 +187,10 @@ int main(int argc, char **argv)
         wisp_log_err("wispd", "cannot listen on %s: %s", opt("listen"), wisp_strerror(err));
         goto out;
     }
+    /* A cluster whose endpoint cannot open is logged; the rest serve. */
+    wispd_kube_open_all(st);
+    wisp_store_close(st);
+    st = NULL;
     char *runfile = wisp_xasprintf("%s/run/wispd.json", wispd.state_dir);
     char *info = wisp_xasprintf("{\"pid\":%d,\"address\":\"%s\",\"https_port\":%d,"
                                 "\"http_port\":%d}\n",
@@ -198,6 +214,8 @@ int main(int argc, char **argv)
     rc = wisp_http_server_run(server) == WISP_OK ? 0 : 111;
     wisp_log_info("wispd", "stopped");
 out:
+    wispd_kube_close_all();
+    wispd_keys_stop();
     if (server)
         wisp_http_server_free(server);
     wisp_store_close(st);

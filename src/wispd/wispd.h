@@ -23,6 +23,10 @@ struct wispd {
      * bootstrap; main() hands it to the listener and frees it. */
     char *tls_cert_pem, *tls_key_pem;
     struct wisp_http_server *http; /* for listeners opened at run time */
+    /* --strict-revocation: every use of a token minted as another identity
+     * re-checks the grant it was minted under (src/wispd/api/iamcredentials.c). */
+    int strict_revocation;
+    int64_t token_key_rotation; /* seconds between new token keys */
 };
 
 extern struct wispd wispd;
@@ -209,12 +213,73 @@ json_t *wispd_issuer_pool_keys(struct wisp_txn *txn, const char *pool);
 void wispd_issuer_discovery(struct wisp_http_req *req, const char *issuer_url);
 void wispd_issuer_jwks(struct wisp_http_req *req, const char *issuer_url);
 
+/* --- the Kubernetes API of each cluster (src/wispd/kube/) --- */
+
+/* Answers a request that arrived on a cluster's endpoint (req->listener_tag
+ * is the cluster's issuer URL). */
+void wispd_kube(struct wisp_http_req *req);
+/* Opens the cluster's endpoint on port (0: any; *port_out gets it), with a
+ * server certificate from the cluster's CA. */
+enum wisp_err wispd_kube_open(const char *issuer, const char *ca_cert_pem, const char *ca_key_pem,
+                              int port, int *port_out);
+void wispd_kube_close(const char *issuer);
+/* At start: opens every cluster's endpoint and seeds its namespaces. */
+int wispd_kube_open_all(struct wisp_store *st);
+void wispd_kube_close_all(void);
+/* Writes the namespaces a new cluster starts with (in txn). */
+enum wisp_err wispd_kube_seed(struct wisp_txn *txn, const char *issuer);
+/* Deletes every Kubernetes object of a cluster being deleted (in txn), so
+ * a cluster created again under the same name starts empty. */
+enum wisp_err wispd_kube_forget(struct wisp_txn *txn, const char *issuer);
+
 /* Creates what a new state directory needs: token key, CA and server
  * certificate, the project and its owner service account with a key file.
  * Idempotent. */
 int wispd_bootstrap(struct wisp_store *st, const char *state_dir, const char *project_id);
 
-/* Loads every token key from the store into wispd.keyring. */
-int wispd_load_keys(struct wisp_store *st);
+/* --- access-token keys and revocation (src/wispd/keys.c) --- */
+
+/* Loads the token key ring into wispd.keyring and starts the thread that
+ * rotates it every wispd.token_key_rotation seconds and reloads it (and the
+ * revoked tokens) whenever the store changes. 0 on success. */
+int wispd_keys_start(void);
+void wispd_keys_stop(void);
+/* Whether token id jti (hex) has been revoked: an in-memory lookup. */
+int wispd_token_revoked(const char *jti);
+/* Records the revocation of token jti (which expires at exp) in the store
+ * and in this process at once; other replicas see it within a second. */
+enum wisp_err wispd_token_revoke(struct wisp_store *st, const char *jti, int64_t exp);
+/* Opens a JWT that a service account signed with one of its user-managed
+ * keys and sends as its bearer token (src/wispd/api/oauth2.c): WISP_OK with
+ * *out filled (caller frees with wisp_token_claims_free), or WISP_EUNAUTH
+ * with *why set. */
+enum wisp_err wispd_self_signed_open(struct wisp_http_req *req, const char *jwt,
+                                     struct wisp_token_claims *out, const char **why);
+/* Whether an opened token may still be used: not revoked, and with
+ * --strict-revocation its delegation chain still holds (oauth2.c). On 0,
+ * *why says why. */
+int wispd_token_live(struct wisp_http_req *req, const struct wisp_token_claims *c,
+                     const char **why);
+/* 1 if the grant a minted token's chain records still holds (the caller may
+ * still get access tokens for account email through its delegates), 0 if
+ * not, -1 on a store failure (src/wispd/api/iamcredentials.c). */
+int wispd_delegation_holds(struct wisp_txn *txn, const char *chain, const char *email);
+
+/* --- user-managed service-account keys (src/wispd/keys.c) --- */
+
+struct wispd_sa_key {
+    char kid[41];
+    char *private_pem; /* wisp_secret_free */
+    json_t *doc;       /* the "sakey" document */
+};
+/* A new RSA-2048 key with its certificate for account sa (an "sa"
+ * document). Slow (key generation): call outside a write transaction. */
+enum wisp_err wispd_sa_key_generate(const json_t *sa, struct wispd_sa_key *out);
+/* Stores it (the key by kid, and the account's index of its keys). */
+enum wisp_err wispd_sa_key_store(struct wisp_txn *txn, const struct wispd_sa_key *k);
+/* The Google key file (type service_account) for it, whose token_uri is
+ * token_uri. Caller frees with wisp_secret_free(). */
+char *wispd_sa_key_file(const json_t *sa, const struct wispd_sa_key *k, const char *token_uri);
+void wispd_sa_key_free(struct wispd_sa_key *k);
 
 #endif

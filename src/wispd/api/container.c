@@ -271,24 +271,6 @@ static void random_hex(char *out, size_t nbytes)
         snprintf(out + 2 * i, 3, "%02x", r[i]);
 }
 
-/* wispd's loopback HTTPS port, from STATE/run/wispd.json; it only changes
- * when wispd restarts, so it is read once. */
-static int https_port(void)
-{
-    static int port;
-    int p = __atomic_load_n(&port, __ATOMIC_RELAXED);
-    if (p)
-        return p;
-    char *file = wisp_xasprintf("%s/run/wispd.json", wispd.state_dir);
-    json_t *j = json_load_file(file, 0, NULL);
-    free(file);
-    p = (int)json_integer_value(json_object_get(j, "https_port"));
-    json_decref(j);
-    if (p > 0)
-        __atomic_store_n(&port, p, __ATOMIC_RELAXED);
-    return p;
-}
-
 /* One request's context once the caller, project and permission are known. */
 struct gke_ctx {
     struct wisp_http_req *req;
@@ -420,7 +402,8 @@ static json_t *cluster_view(struct wisp_txn *txn, const char *ckey, const json_t
 {
     json_t *cl = json_deep_copy(json_object_get(doc, "cluster"));
     char ep[40];
-    snprintf(ep, sizeof(ep), "127.0.0.1:%d", https_port());
+    snprintf(ep, sizeof(ep), "127.0.0.1:%d",
+             (int)json_integer_value(json_object_get(doc, "kubePort")));
     json_object_set_new(cl, "endpoint", json_string(ep));
     json_t *pools = load_pools(txn, ckey);
     json_t *np = json_array();
@@ -461,8 +444,8 @@ static json_t *op_record(struct gke_ctx *x, const char *type, const char *target
     return op;
 }
 
-/* Commits the transaction and answers the operation. */
-static void finish(struct gke_ctx *x, const char *type, const char *target)
+/* Commits the transaction and answers the operation; 1 when committed. */
+static int finish(struct gke_ctx *x, const char *type, const char *target)
 {
     json_t *op = op_record(x, type, target);
     enum wisp_err err = op ? WISP_OK : WISP_EIO;
@@ -473,9 +456,10 @@ static void finish(struct gke_ctx *x, const char *type, const char *target)
     if (err) {
         json_decref(op);
         wispd_store_error(x->req, err);
-        return;
+        return 0;
     }
     wisp_api_json(x->req, 200, op);
+    return 1;
 }
 
 /* --- Workload Identity rules ------------------------------------------------ */
@@ -765,18 +749,32 @@ static void cluster_create(struct gke_ctx *x)
                             json_pack("{s:s}", "workloadPool", wpool));
     else
         json_object_del(cl, "workloadIdentityConfig");
-    doc = json_pack("{s:O, s:s, s:s}", "cluster", cl, "caCertPem", ca, "caKeyPem", cakey);
-    enum wisp_err err = wispd_put_json(x->txn, CLUSTER_KIND, ckey, doc, 0, NULL);
+    /* The Kubernetes API endpoint opens now, so that get-credentials and
+     * kubectl work as soon as the operation is DONE; it closes again if the
+     * create does not commit. */
+    char *issuer = wispd_issuer_url(x->pid, x->gp.location, name);
+    int kport = 0;
+    enum wisp_err err = wispd_kube_open(issuer, ca, cakey, 0, &kport);
+    doc = json_pack("{s:O, s:s, s:s, s:i}", "cluster", cl, "caCertPem", ca, "caKeyPem", cakey,
+                    "kubePort", kport);
+    if (!err)
+        err = wispd_put_json(x->txn, CLUSTER_KIND, ckey, doc, 0, NULL);
     if (!err)
         err = wispd_issuer_ensure(x->txn, x->pid, x->gp.location, name, wpool);
+    if (!err)
+        err = wispd_kube_seed(x->txn, issuer);
     if (err) {
+        wispd_kube_close(issuer);
+        free(issuer);
         wispd_store_error(x->req, err);
         goto out;
     }
     char *target = wisp_xasprintf(SELF "%s/locations/%s/clusters/%s", x->pid, x->gp.location,
                                   name);
-    finish(x, "CREATE_CLUSTER", target);
+    if (!finish(x, "CREATE_CLUSTER", target))
+        wispd_kube_close(issuer);
     free(target);
+    free(issuer);
 out:
     if (cakey)
         wisp_secret_free(cakey, 0);
@@ -869,12 +867,15 @@ static void cluster_delete(struct gke_ctx *x)
         if (err == WISP_ENOTFOUND)
             err = WISP_OK;
     }
+    if (!err)
+        err = wispd_kube_forget(x->txn, url);
     if (err) {
         wispd_store_error(x->req, err);
     } else {
         char *target = wisp_xasprintf(SELF "%s/locations/%s/clusters/%s", x->pid,
                                       x->gp.location, x->gp.cluster);
-        finish(x, "DELETE_CLUSTER", target);
+        if (finish(x, "DELETE_CLUSTER", target))
+            wispd_kube_close(url);
         free(target);
     }
     json_decref(pools);

@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* IAM v1: which handler a request goes to. Service accounts
- * (/v1/projects/P/serviceAccounts…) are in iam_sa.c; predefined and custom
+ * (/v1/projects/P/serviceAccounts…) are in iam_sa.c, their keys
+ * (…/serviceAccounts/ID/keys…) in iam_keys.c; predefined and custom
  * roles (/v1/roles…, /v1/projects/P/roles…) and the testable permissions
  * (/v1/permissions:queryTestablePermissions) in iam_roles.c. */
 #include <string.h>
@@ -37,7 +38,9 @@ void wispd_iam(struct wisp_http_req *req, const char *path)
             wisp_api_error(req, 404, NULL, "Unknown IAM method: %.200s", path);
             return;
         }
-        if (strncmp(rest, "/serviceAccounts", 16) == 0 && (!rest[16] || rest[16] == '/'))
+        if (strncmp(rest, "/serviceAccounts/", 17) == 0 && wispd_iam_is_keys_path(rest + 17))
+            wispd_iam_keys(req, project, rest + 17);
+        else if (strncmp(rest, "/serviceAccounts", 16) == 0 && (!rest[16] || rest[16] == '/'))
             wispd_iam_sa(req, project, rest + 16);
         else if (strncmp(rest, "/roles", 6) == 0 && (!rest[6] || rest[6] == '/'))
             wispd_iam_project_roles(req, project, rest + 6);

@@ -70,6 +70,20 @@ json_t *wispd_iam_role_render(const json_t *stored, int64_t rev, int full);
 /* rest is what follows "/v1/projects/PROJECT/serviceAccounts" (""
  * or "/ID" or "/ID:verb"); project is decoded. */
 void wispd_iam_sa(struct wisp_http_req *req, const char *project, const char *rest);
+/* rest is what follows "/v1/projects/PROJECT/serviceAccounts/": "ID/keys",
+ * "ID/keys/KEY" or "ID/keys/KEY:verb" (src/wispd/api/iam_keys.c). */
+void wispd_iam_keys(struct wisp_http_req *req, const char *project, const char *rest);
+/* 1 if rest (as for wispd_iam_keys) names an account's keys. */
+int wispd_iam_is_keys_path(const char *rest);
+
+struct wispd_caller;
+struct wisp_txn;
+/* Begins a transaction (write or read) and loads the account that id (an
+ * email or unique ID) names under project ("-" for any), with permission
+ * checked on it. On any failure the error is answered and 0 returned. */
+int wispd_iam_open_sa(struct wisp_http_req *req, const struct wispd_caller *c, int write,
+                      const char *permission, const char *project, const char *id,
+                      struct wisp_txn **txn, json_t **sa, int64_t *rev);
 /* GET /v1/roles and /v1/roles/ROLE (rest "" or "/ROLE"). */
 void wispd_iam_predefined_roles(struct wisp_http_req *req, const char *rest);
 /* POST /v1/permissions:queryTestablePermissions: every permission some

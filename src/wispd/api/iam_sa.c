@@ -153,9 +153,9 @@ out:
 
 /* Begins a transaction and loads the account with permission checked. On
  * any failure the error is answered and 0 returned (txn rolled back). */
-static int open_sa(struct wisp_http_req *req, const struct wispd_caller *c, int write,
-                   const char *permission, const char *project, const char *id,
-                   struct wisp_txn **txn, json_t **sa, int64_t *rev)
+int wispd_iam_open_sa(struct wisp_http_req *req, const struct wispd_caller *c, int write,
+                      const char *permission, const char *project, const char *id,
+                      struct wisp_txn **txn, json_t **sa, int64_t *rev)
 {
     enum wisp_err err = wisp_store_begin(wispd_store(req), write, txn);
     if (err) {
@@ -326,7 +326,7 @@ static void sa_get(struct wisp_http_req *req, const struct wispd_caller *c, cons
 {
     struct wisp_txn *txn = NULL;
     json_t *sa = NULL;
-    if (!open_sa(req, c, 0, "iam.serviceAccounts.get", project, id, &txn, &sa, NULL))
+    if (!wispd_iam_open_sa(req, c, 0, "iam.serviceAccounts.get", project, id, &txn, &sa, NULL))
         return;
     wisp_api_json(req, 200, sa);
     wisp_store_rollback(txn);
@@ -448,7 +448,8 @@ static void sa_patch(struct wisp_http_req *req, const struct wispd_caller *c, co
     if (!text_ok(req, in))
         goto out;
     int64_t rev = 0;
-    if (!open_sa(req, c, 1, "iam.serviceAccounts.update", project, id, &txn, &sa, &rev))
+    if (!wispd_iam_open_sa(req, c, 1, "iam.serviceAccounts.update", project, id, &txn, &sa,
+                           &rev))
         goto out;
     if (set_display) {
         const char *d = str(in, "displayName");
@@ -487,8 +488,9 @@ static void sa_enable(struct wisp_http_req *req, const struct wispd_caller *c,
     int64_t rev = 0;
     if (!body)
         return;
-    if (!open_sa(req, c, 1, enable ? "iam.serviceAccounts.enable" : "iam.serviceAccounts.disable",
-                 project, id, &txn, &sa, &rev))
+    if (!wispd_iam_open_sa(req, c, 1,
+                           enable ? "iam.serviceAccounts.enable" : "iam.serviceAccounts.disable",
+                           project, id, &txn, &sa, &rev))
         goto out;
     if (enable)
         json_object_del(sa, "disabled");
@@ -550,7 +552,8 @@ static void sa_delete(struct wisp_http_req *req, const struct wispd_caller *c,
     struct wisp_txn *txn = NULL;
     json_t *sa = NULL, *rec = NULL, *doc = NULL;
     char *live = NULL, *dead = NULL;
-    if (!open_sa(req, c, 1, "iam.serviceAccounts.delete", project, id, &txn, &sa, NULL))
+    if (!wispd_iam_open_sa(req, c, 1, "iam.serviceAccounts.delete", project, id, &txn, &sa,
+                           NULL))
         return;
     const char *email = str(sa, "email"), *uid = str(sa, "uniqueId");
     char name[600];
@@ -646,7 +649,8 @@ static void sa_undelete(struct wisp_http_req *req, const struct wispd_caller *c,
         wisp_store_rollback(txn);
         txn = NULL;
         json_t *sa = NULL;
-        if (!open_sa(req, c, 0, "iam.serviceAccounts.undelete", project, id, &txn, &sa, NULL))
+        if (!wispd_iam_open_sa(req, c, 0, "iam.serviceAccounts.undelete", project, id, &txn,
+                               &sa, NULL))
             goto out;
         wisp_api_json(req, 200, json_pack("{s:o}", "restoredAccount", sa));
         goto out;

@@ -80,24 +80,27 @@ static void sa_resource(struct wispd_resource *r, const json_t *sa, char *buf, s
     r->project_id = json_string_value(json_object_get(sa, "projectId"));
 }
 
-/* Walks caller → delegates… → target: each hop needs implicitDelegation on
- * the next account, the last needs permission on the target. Answers the
- * denial itself and returns 0 when a hop is refused. */
-static int chain_allows(struct wisp_http_req *req, struct wisp_txn *txn,
-                        const struct wispd_caller *c, const json_t *delegates,
-                        const char *permission, const json_t *target)
+/* Where a walk of a delegation chain stopped. */
+enum walk { WALK_OK, WALK_DENIED, WALK_BAD_DELEGATE, WALK_STORE };
+struct walk_stop {
+    char principal[400]; /* the hop that was refused, member syntax */
+    const char *permission;
+    char resource[400];  /* the account it was refused on, or the bad delegate */
+    char why[256];
+};
+
+/* Walks who → delegates… → target: each hop needs implicitDelegation on
+ * the next account, the last needs permission on the target. Decides
+ * without answering; *stop says where a refused walk stopped. */
+static enum walk chain_walk(struct wisp_txn *txn, const struct wisp_caller *caller,
+                            const json_t *delegates, const char *permission,
+                            const json_t *target, struct walk_stop *stop)
 {
-    struct wisp_caller who = c->who;
-    const char *principal = c->principal;
-    char *hop_principal = NULL;
+    struct wisp_caller who = *caller;
     json_t *hop_sa = NULL;
     size_t n = json_array_size(delegates);
-    int ok = 0;
-    if (n > MAX_DELEGATES) {
-        wisp_api_error(req, 400, NULL, "At most %d delegates are allowed.", MAX_DELEGATES);
-        return 0;
-    }
-    for (size_t i = 0; i <= n; i++) {
+    enum walk res = WALK_OK;
+    for (size_t i = 0; i <= n && res == WALK_OK; i++) {
         const json_t *next = target;
         json_t *delegate = NULL;
         const char *perm = permission;
@@ -106,46 +109,156 @@ static int chain_allows(struct wisp_http_req *req, struct wisp_txn *txn,
             const char *slash = d ? strrchr(d, '/') : NULL;
             delegate = find_sa(txn, slash ? slash + 1 : (d ? d : ""));
             if (!delegate) {
-                wisp_api_error(req, 400, NULL, "Delegate '%.200s' is not a service account.",
-                               d ? d : "");
-                goto out;
+                snprintf(stop->resource, sizeof(stop->resource), "%s", d ? d : "");
+                res = WALK_BAD_DELEGATE;
+                break;
             }
             next = delegate;
             perm = "iam.serviceAccounts.implicitDelegation";
         }
         struct wispd_resource r;
-        char name[400], why[256];
         int allowed = 0;
-        sa_resource(&r, next, name, sizeof(name));
-        if (wispd_allowed(txn, &who, perm, &r, &allowed, why, sizeof(why)) != WISP_OK) {
-            json_decref(delegate);
-            wispd_store_error(req, WISP_EIO);
-            goto out;
+        sa_resource(&r, next, stop->resource, sizeof(stop->resource));
+        if (wispd_allowed(txn, &who, perm, &r, &allowed, stop->why, sizeof(stop->why)) !=
+            WISP_OK) {
+            res = WALK_STORE;
+        } else if (!allowed) {
+            stop->permission = perm;
+            res = WALK_DENIED;
         }
-        if (!allowed) {
-            wisp_log_info("iam", "deny %s %s %s: %s", principal, perm, name, why);
-            wisp_api_denied(req, principal, perm, name);
+        if (res != WALK_OK) {
             json_decref(delegate);
-            goto out;
+            break;
         }
         if (i < n) {
             /* The delegate acts next, as itself. */
             json_decref(hop_sa);
             hop_sa = delegate;
-            free(hop_principal);
-            hop_principal = wisp_xasprintf(
-                "serviceAccount:%s", json_string_value(json_object_get(hop_sa, "email")));
+            snprintf(stop->principal, sizeof(stop->principal), "serviceAccount:%s",
+                     json_string_value(json_object_get(hop_sa, "email")));
             memset(&who, 0, sizeof(who));
             who.email = json_string_value(json_object_get(hop_sa, "email"));
             who.is_service_account = 1;
-            principal = hop_principal;
         }
     }
-    ok = 1;
-out:
     json_decref(hop_sa);
-    free(hop_principal);
-    return ok;
+    return res;
+}
+
+/* chain_walk for a request: answers the denial itself and returns 0 when a
+ * hop is refused. */
+static int chain_allows(struct wisp_http_req *req, struct wisp_txn *txn,
+                        const struct wispd_caller *c, const json_t *delegates,
+                        const char *permission, const json_t *target)
+{
+    struct walk_stop stop;
+    snprintf(stop.principal, sizeof(stop.principal), "%s", c->principal);
+    if (json_array_size(delegates) > MAX_DELEGATES) {
+        wisp_api_error(req, 400, NULL, "At most %d delegates are allowed.", MAX_DELEGATES);
+        return 0;
+    }
+    switch (chain_walk(txn, &c->who, delegates, permission, target, &stop)) {
+    case WALK_OK:
+        return 1;
+    case WALK_BAD_DELEGATE:
+        wisp_api_error(req, 400, NULL, "Delegate '%.200s' is not a service account.",
+                       stop.resource);
+        return 0;
+    case WALK_STORE:
+        wispd_store_error(req, WISP_EIO);
+        return 0;
+    case WALK_DENIED:
+        break;
+    }
+    wisp_log_info("iam", "deny %s %s %s: %s", stop.principal, stop.permission, stop.resource,
+                  stop.why);
+    wisp_api_denied(req, stop.principal, stop.permission, stop.resource);
+    return 0;
+}
+
+/* --- delegation chains carried by minted tokens ----------------------------------- */
+
+/* A minted token records, per minting, who asked (all the attributes
+ * principal sets match on), through which delegates, for which account:
+ *   [{"caller": {...}, "delegates": [...], "target": EMAIL}, ...]
+ * A token minted by a caller whose own token was minted carries the
+ * caller's segments first, so every grant along the way is re-checked. */
+#define MAX_SEGMENTS 4
+
+static json_t *caller_json(const struct wisp_caller *w)
+{
+    json_t *o = json_object();
+    const struct {
+        const char *key, *val;
+    } f[] = {{"email", w->email}, {"pn", w->project_number}, {"pool", w->pool},
+             {"ns", w->ns},       {"ksa", w->ksa},           {"uid", w->ksa_uid},
+             {"cluster", w->cluster_url}};
+    for (size_t i = 0; i < sizeof(f) / sizeof(f[0]); i++) {
+        if (f[i].val)
+            json_object_set_new(o, f[i].key, json_string(f[i].val));
+    }
+    if (w->is_service_account)
+        json_object_set_new(o, "sa", json_true());
+    return o;
+}
+
+static void caller_from_json(const json_t *o, struct wisp_caller *w)
+{
+    memset(w, 0, sizeof(*w));
+    w->email = json_string_value(json_object_get(o, "email"));
+    w->is_service_account = json_is_true(json_object_get(o, "sa"));
+    w->project_number = json_string_value(json_object_get(o, "pn"));
+    w->pool = json_string_value(json_object_get(o, "pool"));
+    w->ns = json_string_value(json_object_get(o, "ns"));
+    w->ksa = json_string_value(json_object_get(o, "ksa"));
+    w->ksa_uid = json_string_value(json_object_get(o, "uid"));
+    w->cluster_url = json_string_value(json_object_get(o, "cluster"));
+}
+
+/* The chain for a token minted for target by c through delegates, as
+ * compact JSON (caller frees), or NULL when it would nest too deep. */
+static char *chain_for(const struct wispd_caller *c, const json_t *delegates, const char *target)
+{
+    json_t *chain = c->claims.chain ? json_loads(c->claims.chain, 0, NULL) : json_array();
+    char *text = NULL;
+    if (json_is_array(chain) && json_array_size(chain) < MAX_SEGMENTS) {
+        json_t *d = delegates ? json_incref((json_t *)delegates) : json_array();
+        json_array_append_new(chain, json_pack("{s:o, s:o, s:s}", "caller", caller_json(&c->who),
+                                               "delegates", d, "target", target));
+        text = json_dumps(chain, JSON_COMPACT);
+    }
+    json_decref(chain);
+    return text;
+}
+
+int wispd_delegation_holds(struct wisp_txn *txn, const char *chain, const char *email)
+{
+    json_t *segs = json_loads(chain, 0, NULL);
+    size_t n = json_array_size(segs), i;
+    json_t *seg;
+    int holds = n > 0 && email;
+    json_array_foreach(segs, i, seg) {
+        const char *target = json_string_value(json_object_get(seg, "target"));
+        json_t *sa = target ? find_sa(txn, target) : NULL;
+        if (!sa || json_is_true(json_object_get(sa, "disabled")) ||
+            (i == n - 1 && strcmp(target, email) != 0)) {
+            json_decref(sa);
+            holds = 0;
+            break;
+        }
+        struct wisp_caller who;
+        struct walk_stop stop;
+        caller_from_json(json_object_get(seg, "caller"), &who);
+        enum walk w = chain_walk(txn, &who, json_object_get(seg, "delegates"),
+                                 "iam.serviceAccounts.getAccessToken", sa, &stop);
+        json_decref(sa);
+        if (w != WALK_OK) {
+            holds = w == WALK_STORE ? -1 : 0;
+            break;
+        }
+    }
+    json_decref(segs);
+    return holds;
 }
 
 static void rfc3339(int64_t t, char *out, size_t len)
@@ -166,7 +279,8 @@ static long parse_duration(const char *s)
     return v;
 }
 
-static void access_token(struct wisp_http_req *req, const json_t *body, const json_t *sa)
+static void access_token(struct wisp_http_req *req, const struct wispd_caller *c,
+                         const json_t *body, const json_t *sa)
 {
     const json_t *scopes = json_object_get(body, "scope");
     if (!json_array_size(scopes)) {
@@ -192,13 +306,22 @@ static void access_token(struct wisp_http_req *req, const json_t *body, const js
             return;
         }
     }
+    const char *email = json_string_value(json_object_get(sa, "email"));
+    char *chain = chain_for(c, json_object_get(body, "delegates"), email);
+    if (!chain) {
+        wisp_buf_free(&sc);
+        wisp_api_error(req, 400, NULL, "Impersonation is nested more than %d deep.",
+                       MAX_SEGMENTS);
+        return;
+    }
     int64_t now = (int64_t)time(NULL);
     struct wisp_token_claims tc = {
-        .iat = now, .exp = now + lifetime, .is_service_account = 1,
-        .email = (char *)json_string_value(json_object_get(sa, "email")),
-        .scopes = sc.data, .quota_project = (char *)wisp_api_quota_project(req)};
+        .iat = now, .exp = now + lifetime, .is_service_account = 1, .email = (char *)email,
+        .scopes = sc.data, .quota_project = (char *)wisp_api_quota_project(req),
+        .chain = chain};
     char *tok = wisp_token_seal(wispd.keyring, &tc);
     wisp_buf_free(&sc);
+    free(chain);
     if (!tok) {
         wisp_api_error(req, 500, NULL, "No token key is configured.");
         return;
@@ -370,7 +493,7 @@ void wispd_iamcredentials(struct wisp_http_req *req, const char *path)
     char *charged = wisp_xstrdup(quota ? quota
                                        : json_string_value(json_object_get(sa, "projectId")));
     if (strcmp(method, "generateAccessToken") == 0)
-        access_token(req, body, sa);
+        access_token(req, c, body, sa);
     else if (strcmp(method, "generateIdToken") == 0)
         id_token(req, txn, body, sa);
     else if (strcmp(method, "signBlob") == 0)

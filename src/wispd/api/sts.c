@@ -30,8 +30,8 @@ static void oauth_error(struct wisp_http_req *req, int code, const char *error, 
 
 /* The Kubernetes objects a token names must still exist with its UIDs.
  * They live under kind "kube:serviceaccount" / "kube:pod", name
- * "ISSUER NAMESPACE NAME", body {"uid",…} (written by the cluster's
- * Kubernetes API). */
+ * "ISSUER NAMESPACE NAME", body the Kubernetes object (written by the
+ * cluster's Kubernetes API, src/wispd/kube/). */
 static int binding_live(struct wisp_txn *txn, const struct wisp_ksa_claims *c, char *why,
                         size_t len)
 {
@@ -42,7 +42,7 @@ static int binding_live(struct wisp_txn *txn, const struct wisp_ksa_claims *c, c
         snprintf(why, len, "the ServiceAccount %s/%s no longer exists", c->ns, c->sa);
         return 0;
     }
-    const char *uid = json_string_value(json_object_get(doc, "uid"));
+    const char *uid = json_string_value(json_object_get(json_object_get(doc, "metadata"), "uid"));
     int ok = uid && c->sa_uid && strcmp(uid, c->sa_uid) == 0;
     json_decref(doc);
     if (!ok) {
@@ -58,7 +58,7 @@ static int binding_live(struct wisp_txn *txn, const struct wisp_ksa_claims *c, c
         snprintf(why, len, "the pod %s/%s the token is bound to no longer exists", c->ns, c->pod);
         return 0;
     }
-    uid = json_string_value(json_object_get(doc, "uid"));
+    uid = json_string_value(json_object_get(json_object_get(doc, "metadata"), "uid"));
     ok = uid && c->pod_uid && strcmp(uid, c->pod_uid) == 0;
     json_decref(doc);
     if (!ok)
