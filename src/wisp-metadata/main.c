@@ -1,16 +1,313 @@
 /* SPDX-License-Identifier: Apache-2.0 */
-/* wisp-metadata: not built yet. The binary exists so the layout matches the
- * architecture (docs/status.md says when it arrives); it refuses to run
- * rather than pretend. */
+/* wisp-metadata: the GKE metadata server of one node. It watches its node's
+ * pods through the Kubernetes API, identifies callers by source address,
+ * and serves the metadata surface with tokens from the cluster, STS and IAM
+ * Credentials (docs/internals/METADATA.md). The same binary runs inside
+ * wisp's embedded clusters and, from deploy/, on a real cluster. */
+#include <curl/curl.h>
+#include <getopt.h>
+#include <signal.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include "wisp/alloc.h"
+#include "wisp/log.h"
+#include "md.h"
+
+struct md md;
+
+/* The options, in one table: parsing and --help both read it. */
+struct opt {
+    const char *name, *arg, *help, *def, *val;
+};
+
+static struct opt opts[] = {
+    {"kube-api", "URL", "the cluster's Kubernetes API", NULL, NULL},
+    {"kube-ca", "FILE", "CA bundle for the Kubernetes API", NULL, NULL},
+    {"kube-token-file", "FILE", "bearer token for the Kubernetes API, re-read on every use",
+     NULL, NULL},
+    {"node", "NAME", "this node's name (pods are watched with spec.nodeName=NAME)", NULL, NULL},
+    {"listen", "ADDR:PORT", "where to answer", "169.254.169.254:80", NULL},
+    {"sts", "URL", "Security Token Service base URL", "https://sts.googleapis.com", NULL},
+    {"iamcredentials", "URL", "IAM Service Account Credentials base URL",
+     "https://iamcredentials.googleapis.com", NULL},
+    {"google-ca", "FILE", "CA bundle for STS, IAM Credentials and the token URI", NULL, NULL},
+    {"project-id", "ID", "the cluster's project", NULL, NULL},
+    {"project-number", "N", "its number", NULL, NULL},
+    {"cluster-name", "NAME", "instance/attributes/cluster-name", NULL, NULL},
+    {"cluster-location", "LOC", "instance/attributes/cluster-location", NULL, NULL},
+    {"cluster-uid", "UID", "instance/attributes/cluster-uid", "", NULL},
+    {"issuer", "URL", "the cluster's OIDC issuer (STS audience provider) [derived]", NULL, NULL},
+    {"zone", "ZONE", "the node's zone [the location, or LOCATION-a for a region]", NULL, NULL},
+    {"hostname", "NAME", "instance/hostname [NODE.ZONE.c.PROJECT.internal]", NULL, NULL},
+    {"instance-id", "N", "instance/id [derived from the node name]", NULL, NULL},
+    {"mode", "MODE", "GKE_METADATA (pods' KSA identities) or GCE_METADATA (the node's)",
+     "GKE_METADATA", NULL},
+    {"node-credentials", "FILE", "GCE_METADATA: the node service account's key file", NULL,
+     NULL},
+    {"token-uri", "URL", "GCE_METADATA: where to redeem the node's grant [the key's token_uri]",
+     NULL, NULL},
+    {"threads", "N", "worker threads", "2", NULL},
+    {"unknown-wait-ms", "MS", "how long an unknown caller waits for the pod watch", "500", NULL},
+    {"log-level", "LEVEL", "err, warn, info or debug", "info", NULL},
+};
+#define N_OPTS (sizeof(opts) / sizeof(opts[0]))
+
+static const char *opt(const char *name)
+{
+    for (size_t i = 0; i < N_OPTS; i++) {
+        if (strcmp(opts[i].name, name) == 0)
+            return opts[i].val ? opts[i].val : opts[i].def;
+    }
+    return NULL;
+}
+
+static void usage(FILE *f)
+{
+    fprintf(f, "usage: wisp-metadata [options]\n\nThe GKE metadata server of one node.\n\n"
+               "options:\n");
+    for (size_t i = 0; i < N_OPTS; i++)
+        fprintf(f, "  --%s %-9s %s%s%s%s\n", opts[i].name, opts[i].arg, opts[i].help,
+                opts[i].def ? " [" : "", opts[i].def ? opts[i].def : "",
+                opts[i].def ? "]" : "");
+    fprintf(f, "\nexit codes: 0 stopped cleanly, 100 usage, 111 could not start\n");
+}
+
+static int parse_args(int argc, char **argv)
+{
+    struct option lo[N_OPTS + 2];
+    for (size_t i = 0; i < N_OPTS; i++)
+        lo[i] = (struct option){opts[i].name, required_argument, NULL, (int)i};
+    lo[N_OPTS] = (struct option){"help", no_argument, NULL, 'h'};
+    lo[N_OPTS + 1] = (struct option){0};
+    int c;
+    while ((c = getopt_long(argc, argv, "h", lo, NULL)) != -1) {
+        if (c == 'h') {
+            usage(stdout);
+            exit(0);
+        }
+        if (c < 0 || (size_t)c >= N_OPTS) {
+            usage(stderr);
+            return -1;
+        }
+        opts[c].val = optarg;
+    }
+    if (optind != argc) {
+        usage(stderr);
+        return -1;
+    }
+    return 0;
+}
+
+static int need(const char *name)
+{
+    if (opt(name) && opt(name)[0])
+        return 0;
+    fprintf(stderr, "wisp-metadata: --%s is required\n", name);
+    return -1;
+}
+
+static struct wisp_http_server *server;
+
+static void on_signal(int sig)
+{
+    (void)sig;
+    wisp_http_server_stop(server);
+}
+
+static void *thread_start(unsigned idx, void *user)
+{
+    (void)user;
+    struct md_thread *t = wisp_xcalloc(1, sizeof(*t));
+    t->slot = idx;
+    t->view = wisp_md_cache_view_new(md.cache);
+    return t;
+}
+
+static void thread_stop(void *data, void *user)
+{
+    (void)user;
+    struct md_thread *t = data;
+    wisp_md_cache_view_free(t->view);
+    free(t);
+}
+
+static void on_gone(void *ctx, const char *uid)
+{
+    (void)ctx;
+    wisp_md_cache_forget(md.cache, uid, NULL, NULL);
+}
+
+static void on_identity(void *ctx, const struct wisp_md_pod *p)
+{
+    (void)ctx;
+    wisp_md_cache_forget(md.cache, p->uid, p->gsa ? p->gsa : "", p->quota ? p->quota : "");
+    md_prefetch(p);
+}
+
+/* The node's account email, from its key file (GCE_METADATA). */
+static char *key_email(const char *file)
+{
+    json_t *k = json_load_file(file, 0, NULL);
+    const char *e = json_string_value(json_object_get(k, "client_email"));
+    char *out = e ? wisp_xstrdup(e) : NULL;
+    json_decref(k);
+    return out;
+}
+
+/* Fills md.site and the upstream settings from the options; -1 on a bad
+ * or missing one (after saying which). */
+static int configure(char **owned, size_t *n_owned, char *addr, size_t addrlen, int *port)
+{
+    const char *listen = opt("listen");
+    const char *colon = strrchr(listen, ':');
+    char *end;
+    long p = colon ? strtol(colon + 1, &end, 10) : -1;
+    if (!colon || *end || p < 0 || p > 65535 || (size_t)(colon - listen) >= addrlen) {
+        fprintf(stderr, "wisp-metadata: --listen: expected ADDR:PORT\n");
+        return -1;
+    }
+    snprintf(addr, addrlen, "%.*s", (int)(colon - listen), listen);
+    if (addr[0] == '[') { /* [v6]:port */
+        memmove(addr, addr + 1, strlen(addr));
+        addr[strcspn(addr, "]")] = '\0';
+    }
+    *port = (int)p;
+    const char *mode = opt("mode");
+    md.site.gce_mode = strcmp(mode, "GCE_METADATA") == 0;
+    if (!md.site.gce_mode && strcmp(mode, "GKE_METADATA") != 0) {
+        fprintf(stderr, "wisp-metadata: --mode: expected GKE_METADATA or GCE_METADATA\n");
+        return -1;
+    }
+    if (need("project-id") || need("project-number") || need("cluster-name") ||
+        need("cluster-location") || need("node"))
+        return -1;
+    if (!md.site.gce_mode && need("kube-api"))
+        return -1;
+    if (md.site.gce_mode && need("node-credentials"))
+        return -1;
+    md.kube_api = opt("kube-api");
+    md.kube_ca = opt("kube-ca");
+    md.kube_token_file = opt("kube-token-file");
+    md.node = opt("node");
+    md.sts = opt("sts");
+    md.iamcredentials = opt("iamcredentials");
+    md.google_ca = opt("google-ca");
+    md.node_credentials = opt("node-credentials");
+    md.token_uri = opt("token-uri");
+    md.threads = (unsigned)atoi(opt("threads"));
+    if (md.threads < 1 || md.threads > 64) {
+        fprintf(stderr, "wisp-metadata: --threads: expected 1 to 64\n");
+        return -1;
+    }
+    md.unknown_wait_ms = (unsigned)atoi(opt("unknown-wait-ms"));
+    md.waiters_max = (int)md.threads - 1; /* one worker always answers at once */
+    struct wisp_md_site *s = &md.site;
+    s->project_id = opt("project-id");
+    s->project_number = opt("project-number");
+    s->cluster_name = opt("cluster-name");
+    s->cluster_location = opt("cluster-location");
+    s->cluster_uid = opt("cluster-uid");
+    /* A region (one hyphen: us-central1) puts the node in its zone "a". */
+    const char *loc = s->cluster_location;
+    const char *dash = strchr(loc, '-');
+    char *zone = opt("zone") ? wisp_xstrdup(opt("zone"))
+                 : dash && strchr(dash + 1, '-') ? wisp_xstrdup(loc)
+                                                 : wisp_xasprintf("%s-a", loc);
+    owned[(*n_owned)++] = zone;
+    s->zone = zone;
+    char *host = opt("hostname") ? wisp_xstrdup(opt("hostname"))
+                                 : wisp_xasprintf("%s.%s.c.%s.internal", md.node, zone,
+                                                  s->project_id);
+    owned[(*n_owned)++] = host;
+    s->hostname = host;
+    unsigned long long h = 1469598103934665603ULL;
+    for (const char *c = md.node; *c; c++)
+        h = (h ^ (unsigned char)*c) * 1099511628211ULL;
+    char *id = opt("instance-id") ? wisp_xstrdup(opt("instance-id"))
+                                  : wisp_xasprintf("%llu", h % 9000000000000000000ULL +
+                                                               1000000000000000000ULL);
+    owned[(*n_owned)++] = id;
+    s->instance_id = id;
+    char *issuer = opt("issuer") ? wisp_xstrdup(opt("issuer"))
+                                 : wisp_xasprintf("https://container.googleapis.com/v1/projects/"
+                                                  "%s/locations/%s/clusters/%s",
+                                                  s->project_id, loc, s->cluster_name);
+    owned[(*n_owned)++] = issuer;
+    md.issuer = issuer;
+    if (md.site.gce_mode) {
+        char *email = key_email(md.node_credentials);
+        if (!email) {
+            fprintf(stderr, "wisp-metadata: --node-credentials: no client_email in %s\n",
+                    md.node_credentials);
+            return -1;
+        }
+        owned[(*n_owned)++] = email;
+        s->node_sa = email;
+    }
+    return 0;
+}
 
 int main(int argc, char **argv)
 {
-    if (argc > 1 && strcmp(argv[1], "--help") == 0) {
-        puts("usage: wisp-metadata (not available yet: see docs/status.md)");
-        return 0;
+    char addr[128];
+    int port = 0, rc = 111;
+    char *owned[8];
+    size_t n_owned = 0;
+    const char *hosts[2] = {addr, NULL};
+    if (parse_args(argc, argv))
+        return 100;
+    if (wisp_log_set_level(opt("log-level"))) {
+        fprintf(stderr, "wisp-metadata: --log-level: expected err, warn, info or debug\n");
+        return 100;
     }
-    fputs("wisp-metadata: not available yet in this version of wisp (see docs/status.md)\n", stderr);
-    return 111;
+    if (configure(owned, &n_owned, addr, sizeof(addr), &port)) {
+        rc = 100;
+        goto out;
+    }
+    md.site.extra_hosts = hosts;
+    signal(SIGPIPE, SIG_IGN);
+    curl_global_init(CURL_GLOBAL_DEFAULT);
+    struct wisp_md_cache_config cc = {.fetch = md_fetch, .refresh_before = 600, .jitter = 120,
+                                      .retry_min = 5, .retry_max = 60, .min_remaining = 10,
+                                      .wait_ms = 30000, .refresher = 1};
+    md.cache = wisp_md_cache_new(&cc);
+    struct wisp_md_pods_hooks hooks = {on_gone, on_identity, NULL};
+    md.pods = wisp_md_pods_new(md.threads, &hooks);
+    struct wisp_http_config cfg = {.limits = {.max_body = 4096, .max_header_bytes = 8192},
+                                   .n_threads = md.threads,
+                                   .on_thread_start = thread_start,
+                                   .on_thread_stop = thread_stop};
+    server = wisp_http_server_new(&cfg);
+    md.http = server;
+    wisp_http_route(server, NULL, NULL, "/", md_serve, NULL);
+    struct wisp_http_listen_spec spec = {.addr = addr, .port = port};
+    int bound = 0;
+    enum wisp_err err = wisp_http_listen(server, &spec, &bound, NULL);
+    if (err) {
+        wisp_log_err("wisp-metadata", "cannot listen on %s: %s", opt("listen"),
+                     wisp_strerror(err));
+        goto out;
+    }
+    if (!md.site.gce_mode && md_watch_start()) {
+        wisp_log_err("wisp-metadata", "cannot start the pod watch");
+        goto out;
+    }
+    struct sigaction sa = {.sa_handler = on_signal};
+    sigaction(SIGTERM, &sa, NULL);
+    sigaction(SIGINT, &sa, NULL);
+    wisp_log_info("wisp-metadata", "serving %s for node %s on %s:%d", opt("mode"), md.node, addr,
+                  bound);
+    rc = wisp_http_server_run(server) == WISP_OK ? 0 : 111;
+    wisp_log_info("wisp-metadata", "stopped");
+out:
+    md_watch_stop();
+    if (server)
+        wisp_http_server_free(server);
+    wisp_md_cache_free(md.cache);
+    wisp_md_pods_free(md.pods);
+    for (size_t i = 0; i < n_owned; i++)
+        free(owned[i]);
+    curl_global_cleanup();
+    return rc;
 }

@@ -1,0 +1,523 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* The token cache of the metadata server. Entries live in one shared table
+ * under a mutex; each reader thread keeps its own copies (a view), so a
+ * cached answer is served without a lock or an atomic write: the view
+ * trusts a copy until the moment the shared entry is due for refresh, or
+ * until an invalidation bumps the cache's generation. Misses for the same
+ * key wait for the one fetch in flight (single-flight). A background
+ * thread refreshes entries ahead of expiry with jitter; when the upstream
+ * fails, the old token keeps being served until it nearly expires, never
+ * after. */
+#include <errno.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+#include "wisp/alloc.h"
+#include "wisp/log.h"
+#include "wisp/metadata.h"
+
+#define SUB "mdcache"
+#define NBUCKETS 4096
+#define VIEW_BUCKETS 1024
+#define VIEW_MAX 8192 /* copies a view holds before it starts over */
+
+struct entry {
+    struct entry *next;
+    char *key; /* uid \x1f gsa \x1f quota \x1f kind what */
+    char *uid, *ns, *pod, *ksa, *gsa, *quota, *what;
+    char kind;
+    int keep;       /* refreshed while the pod lives, used or not */
+    int used;       /* read since the last refresh */
+    int inflight;   /* a fetch is running */
+    int dead;       /* forgotten while held: the last holder frees it */
+    unsigned holders; /* callers using the entry with the lock released */
+    char *token;    /* NULL until the first fetch succeeds */
+    long long exp, refresh_at;
+    unsigned fails; /* consecutive failed refreshes */
+};
+
+struct wisp_md_cache {
+    struct wisp_md_cache_config cfg;
+    pthread_mutex_t mu;
+    pthread_cond_t done;    /* a fetch finished */
+    pthread_cond_t wake;    /* the refresher has work */
+    struct entry *buckets[NBUCKETS];
+    size_t n;
+    atomic_uint_fast64_t gen; /* bumped when entries are forgotten */
+    pthread_t thread;
+    int running, stop;
+    unsigned seed;
+};
+
+struct vcopy {
+    struct vcopy *next;
+    char *key, *token;
+    long long exp, until;
+};
+
+struct wisp_md_cache_view {
+    uint64_t gen;
+    size_t n;
+    struct vcopy *buckets[VIEW_BUCKETS];
+};
+
+static uint64_t hash(const char *s)
+{
+    uint64_t h = 0xcbf29ce484222325ULL;
+    for (; *s; s++) {
+        h ^= (unsigned char)*s;
+        h *= 0x100000001b3ULL;
+    }
+    return h;
+}
+
+static long long now_of(struct wisp_md_cache *c)
+{
+    return c->cfg.now ? c->cfg.now(c->cfg.ctx) : (long long)time(NULL);
+}
+
+static char *key_of(const struct wisp_md_key *k)
+{
+    return wisp_xasprintf("%s\x1f%s\x1f%s\x1f%c%s", k->uid, k->gsa ? k->gsa : "",
+                          k->quota ? k->quota : "", k->kind, k->what);
+}
+
+/* When to refresh a token expiring at exp: refresh_before (plus jitter)
+ * ahead, or at half its life when it is short. */
+static long long refresh_time(struct wisp_md_cache *c, long long now, long long exp)
+{
+    long long life = exp - now;
+    long long ahead = c->cfg.refresh_before;
+    if (c->cfg.jitter)
+        ahead += rand_r(&c->seed) % (c->cfg.jitter + 1);
+    if (ahead > life / 2)
+        ahead = life / 2;
+    return exp - ahead;
+}
+
+static int usable(struct wisp_md_cache *c, const struct entry *e, long long now)
+{
+    return e->token && e->exp - now >= (long long)c->cfg.min_remaining;
+}
+
+static void entry_free(struct entry *e)
+{
+    free(e->key);
+    free(e->uid);
+    free(e->ns);
+    free(e->pod);
+    free(e->ksa);
+    free(e->gsa);
+    free(e->quota);
+    free(e->what);
+    if (e->token)
+        wisp_secret_free(e->token, 0);
+    free(e);
+}
+
+static struct entry **slot_of(struct wisp_md_cache *c, const char *key)
+{
+    struct entry **pp = &c->buckets[hash(key) % NBUCKETS];
+    while (*pp && strcmp((*pp)->key, key) != 0)
+        pp = &(*pp)->next;
+    return pp;
+}
+
+static struct entry *entry_new(const struct wisp_md_key *k, char *key)
+{
+    struct entry *e = wisp_xcalloc(1, sizeof(*e));
+    e->key = key;
+    e->uid = wisp_xstrdup(k->uid);
+    e->ns = wisp_xstrdup(k->ns ? k->ns : "");
+    e->pod = wisp_xstrdup(k->pod ? k->pod : "");
+    e->ksa = wisp_xstrdup(k->ksa ? k->ksa : "");
+    e->gsa = wisp_xstrdup(k->gsa ? k->gsa : "");
+    e->quota = wisp_xstrdup(k->quota ? k->quota : "");
+    e->what = wisp_xstrdup(k->what);
+    e->kind = k->kind;
+    e->keep = k->keep;
+    return e;
+}
+
+static void unlink_entry(struct wisp_md_cache *c, struct entry *e)
+{
+    struct entry **pp = slot_of(c, e->key);
+    if (*pp == e) {
+        *pp = e->next;
+        c->n--;
+    }
+}
+
+/* Runs the upstream call for e with the lock released; stores the result.
+ * Returns with the lock held. On failure *err gets the upstream's answer
+ * (when err is not NULL). */
+static int fetch_locked(struct wisp_md_cache *c, struct entry *e, struct wisp_md_tok *err)
+{
+    struct wisp_md_key k = {.uid = e->uid, .ns = e->ns, .pod = e->pod, .ksa = e->ksa,
+                            .gsa = e->gsa, .quota = e->quota, .kind = e->kind, .what = e->what,
+                            .keep = e->keep};
+    struct wisp_md_tok t = {0};
+    e->inflight = 1;
+    pthread_mutex_unlock(&c->mu);
+    c->cfg.fetch(c->cfg.ctx, &k, &t);
+    pthread_mutex_lock(&c->mu);
+    e->inflight = 0;
+    long long now = now_of(c);
+    int ok = t.value && t.exp - now >= (long long)c->cfg.min_remaining;
+    if (ok) {
+        if (e->token)
+            wisp_secret_free(e->token, 0);
+        e->token = t.value;
+        e->exp = t.exp;
+        e->refresh_at = refresh_time(c, now, t.exp);
+        e->fails = 0;
+        e->used = 0;
+    } else {
+        if (t.value)
+            wisp_secret_free(t.value, 0);
+        unsigned backoff = c->cfg.retry_min << (e->fails < 8 ? e->fails : 8);
+        if (backoff > c->cfg.retry_max)
+            backoff = c->cfg.retry_max;
+        e->fails++;
+        e->refresh_at = now + backoff;
+        if (err) {
+            err->status = t.status >= 400 ? t.status : 503;
+            snprintf(err->msg, sizeof(err->msg), "%s",
+                     t.msg[0] ? t.msg : "the token service returned no usable token");
+        }
+        wisp_log_warn(SUB, "fetch for pod %s (%s) failed: %d %s", e->uid, e->what, t.status,
+                      t.msg);
+    }
+    pthread_cond_broadcast(&c->done);
+    return ok;
+}
+
+/* ---- views ---------------------------------------------------------------- */
+
+static void view_clear(struct wisp_md_cache_view *v)
+{
+    for (size_t i = 0; i < VIEW_BUCKETS; i++) {
+        struct vcopy *x = v->buckets[i];
+        while (x) {
+            struct vcopy *next = x->next;
+            free(x->key);
+            wisp_secret_free(x->token, 0);
+            free(x);
+            x = next;
+        }
+        v->buckets[i] = NULL;
+    }
+    v->n = 0;
+}
+
+static struct vcopy **view_slot(struct wisp_md_cache_view *v, const char *key)
+{
+    struct vcopy **pp = &v->buckets[hash(key) % VIEW_BUCKETS];
+    while (*pp && strcmp((*pp)->key, key) != 0)
+        pp = &(*pp)->next;
+    return pp;
+}
+
+static void view_put(struct wisp_md_cache_view *v, const char *key, const struct entry *e)
+{
+    if (v->n >= VIEW_MAX)
+        view_clear(v); /* many audiences: copies are only a fast path */
+    struct vcopy **pp = view_slot(v, key);
+    struct vcopy *x = *pp;
+    if (!x) {
+        x = wisp_xcalloc(1, sizeof(*x));
+        x->key = wisp_xstrdup(key);
+        *pp = x;
+        v->n++;
+    } else {
+        wisp_secret_free(x->token, 0);
+    }
+    x->token = wisp_xstrdup(e->token);
+    x->exp = e->exp;
+    x->until = e->refresh_at;
+}
+
+struct wisp_md_cache_view *wisp_md_cache_view_new(struct wisp_md_cache *c)
+{
+    struct wisp_md_cache_view *v = wisp_xcalloc(1, sizeof(*v));
+    v->gen = atomic_load(&c->gen);
+    return v;
+}
+
+void wisp_md_cache_view_free(struct wisp_md_cache_view *v)
+{
+    if (!v)
+        return;
+    view_clear(v);
+    free(v);
+}
+
+/* ---- reads ---------------------------------------------------------------- */
+
+static void answer(struct wisp_md_tok *out, const char *token, long long exp)
+{
+    out->value = wisp_xstrdup(token);
+    out->exp = exp;
+    out->status = 200;
+}
+
+static void timespec_in(struct timespec *ts, unsigned ms)
+{
+    clock_gettime(CLOCK_REALTIME, ts);
+    ts->tv_sec += ms / 1000;
+    ts->tv_nsec += (long)(ms % 1000) * 1000000L;
+    if (ts->tv_nsec >= 1000000000L) {
+        ts->tv_sec++;
+        ts->tv_nsec -= 1000000000L;
+    }
+}
+
+void wisp_md_cache_get(struct wisp_md_cache *c, struct wisp_md_cache_view *v,
+                       const struct wisp_md_key *k, struct wisp_md_tok *out)
+{
+    char *key = key_of(k);
+    long long now = now_of(c);
+    memset(out, 0, sizeof(*out));
+    if (v) {
+        uint64_t g = atomic_load_explicit(&c->gen, memory_order_acquire);
+        if (g != v->gen) {
+            view_clear(v);
+            v->gen = g;
+        }
+        struct vcopy *x = *view_slot(v, key);
+        if (x && now < x->until && x->exp - now >= (long long)c->cfg.min_remaining) {
+            answer(out, x->token, x->exp);
+            free(key);
+            return;
+        }
+    }
+    struct timespec deadline;
+    timespec_in(&deadline, c->cfg.wait_ms);
+    pthread_mutex_lock(&c->mu);
+    struct entry **pp = slot_of(c, key);
+    struct entry *e = *pp;
+    if (!e) {
+        if (c->n >= c->cfg.max_entries) {
+            /* Full: fetch for this caller alone, without caching. */
+            pthread_mutex_unlock(&c->mu);
+            c->cfg.fetch(c->cfg.ctx, k, out);
+            free(key);
+            return;
+        }
+        e = entry_new(k, key);
+        key = NULL;
+        *pp = e;
+        c->n++;
+    }
+    e->holders++;
+    for (;;) {
+        now = now_of(c);
+        if (e->dead) {
+            out->status = 503;
+            snprintf(out->msg, sizeof(out->msg),
+                     "GKE Metadata Server encountered an error: the pod's identity changed");
+            break;
+        }
+        if (usable(c, e, now)) {
+            e->used = 1;
+            answer(out, e->token, e->exp);
+            if (v)
+                view_put(v, e->key, e);
+            break;
+        }
+        if (e->inflight) {
+            if (pthread_cond_timedwait(&c->done, &c->mu, &deadline) == ETIMEDOUT) {
+                out->status = 504;
+                snprintf(out->msg, sizeof(out->msg),
+                         "GKE Metadata Server encountered an error: timed out waiting for a "
+                         "token");
+                break;
+            }
+            continue;
+        }
+        if (!fetch_locked(c, e, out)) {
+            if (!usable(c, e, now_of(c)))
+                break;
+            out->status = 0;
+            out->msg[0] = '\0';
+        }
+    }
+    if (--e->holders == 0 && e->dead)
+        entry_free(e);
+    pthread_mutex_unlock(&c->mu);
+    free(key);
+}
+
+/* ---- writes ---------------------------------------------------------------- */
+
+void wisp_md_cache_prefetch(struct wisp_md_cache *c, const struct wisp_md_key *k)
+{
+    char *key = key_of(k);
+    pthread_mutex_lock(&c->mu);
+    struct entry **pp = slot_of(c, key);
+    if (!*pp && c->n < c->cfg.max_entries) {
+        struct entry *e = entry_new(k, key);
+        key = NULL;
+        e->refresh_at = 0; /* due now */
+        *pp = e;
+        c->n++;
+        pthread_cond_signal(&c->wake);
+    }
+    pthread_mutex_unlock(&c->mu);
+    free(key);
+}
+
+void wisp_md_cache_forget(struct wisp_md_cache *c, const char *uid, const char *gsa,
+                          const char *quota)
+{
+    unsigned dropped = 0;
+    pthread_mutex_lock(&c->mu);
+    for (size_t i = 0; i < NBUCKETS; i++) {
+        struct entry **pp = &c->buckets[i];
+        while (*pp) {
+            struct entry *e = *pp;
+            int match = strcmp(e->uid, uid) == 0 &&
+                        (!gsa || strcmp(e->gsa, gsa) != 0 || !quota ||
+                         strcmp(e->quota, quota) != 0);
+            if (!match) {
+                pp = &e->next;
+                continue;
+            }
+            *pp = e->next;
+            c->n--;
+            dropped++;
+            if (e->holders) {
+                e->dead = 1; /* its last holder frees it */
+                e->next = NULL;
+            } else {
+                entry_free(e);
+            }
+        }
+    }
+    if (dropped) {
+        atomic_fetch_add_explicit(&c->gen, 1, memory_order_release);
+        pthread_cond_broadcast(&c->done);
+    }
+    pthread_mutex_unlock(&c->mu);
+}
+
+unsigned wisp_md_cache_run_due(struct wisp_md_cache *c)
+{
+    unsigned fetched = 0;
+    pthread_mutex_lock(&c->mu);
+    for (;;) {
+        long long now = now_of(c);
+        struct entry *due = NULL;
+        for (size_t i = 0; i < NBUCKETS && !due; i++) {
+            for (struct entry *e = c->buckets[i]; e; e = e->next) {
+                if (!e->inflight && e->refresh_at <= now) {
+                    due = e;
+                    break;
+                }
+            }
+        }
+        if (!due)
+            break;
+        if (!due->keep && due->token && !due->used) {
+            /* Nobody asked since the last refresh: let it go. */
+            unlink_entry(c, due);
+            entry_free(due);
+            continue;
+        }
+        due->holders++;
+        fetch_locked(c, due, NULL);
+        fetched++;
+        due->holders--;
+        if (due->dead) {
+            if (due->holders == 0)
+                entry_free(due);
+        } else if (!due->token && due->fails && !due->keep && !due->holders) {
+            /* A miss that never worked and nobody keeps: drop it. */
+            unlink_entry(c, due);
+            entry_free(due);
+        }
+    }
+    pthread_mutex_unlock(&c->mu);
+    return fetched;
+}
+
+size_t wisp_md_cache_size(struct wisp_md_cache *c)
+{
+    pthread_mutex_lock(&c->mu);
+    size_t n = c->n;
+    pthread_mutex_unlock(&c->mu);
+    return n;
+}
+
+/* The refresher: runs what is due, then sleeps until the next entry is
+ * due (at most a second, so clock steps are noticed). */
+static void *refresher(void *arg)
+{
+    struct wisp_md_cache *c = arg;
+    for (;;) {
+        wisp_md_cache_run_due(c);
+        struct timespec ts;
+        timespec_in(&ts, 1000);
+        pthread_mutex_lock(&c->mu);
+        if (!c->stop)
+            pthread_cond_timedwait(&c->wake, &c->mu, &ts);
+        int stop = c->stop;
+        pthread_mutex_unlock(&c->mu);
+        if (stop)
+            break;
+    }
+    return NULL;
+}
+
+struct wisp_md_cache *wisp_md_cache_new(const struct wisp_md_cache_config *cfg)
+{
+    struct wisp_md_cache *c = wisp_xcalloc(1, sizeof(*c));
+    c->cfg = *cfg;
+    if (!c->cfg.refresh_before)
+        c->cfg.refresh_before = 600;
+    if (!c->cfg.retry_min)
+        c->cfg.retry_min = 5;
+    if (!c->cfg.retry_max)
+        c->cfg.retry_max = 60;
+    if (!c->cfg.min_remaining)
+        c->cfg.min_remaining = 10;
+    if (!c->cfg.wait_ms)
+        c->cfg.wait_ms = 30000;
+    if (!c->cfg.max_entries)
+        c->cfg.max_entries = 65536;
+    c->seed = (unsigned)time(NULL) ^ (unsigned)(uintptr_t)c;
+    pthread_mutex_init(&c->mu, NULL);
+    pthread_cond_init(&c->done, NULL);
+    pthread_cond_init(&c->wake, NULL);
+    atomic_init(&c->gen, 1);
+    if (cfg->refresher && pthread_create(&c->thread, NULL, refresher, c) == 0)
+        c->running = 1;
+    return c;
+}
+
+void wisp_md_cache_free(struct wisp_md_cache *c)
+{
+    if (!c)
+        return;
+    if (c->running) {
+        pthread_mutex_lock(&c->mu);
+        c->stop = 1;
+        pthread_cond_signal(&c->wake);
+        pthread_mutex_unlock(&c->mu);
+        pthread_join(c->thread, NULL);
+    }
+    for (size_t i = 0; i < NBUCKETS; i++) {
+        struct entry *e = c->buckets[i];
+        while (e) {
+            struct entry *next = e->next;
+            entry_free(e);
+            e = next;
+        }
+    }
+    pthread_cond_destroy(&c->done);
+    pthread_cond_destroy(&c->wake);
+    pthread_mutex_destroy(&c->mu);
+    free(c);
+}

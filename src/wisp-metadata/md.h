@@ -1,0 +1,53 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* wisp-metadata's process-wide state, shared by its files: the options,
+ * the node's facts, the pod table and the token cache. */
+#ifndef WISP_METADATA_MD_H
+#define WISP_METADATA_MD_H
+
+#include "wisp/http.h"
+#include "wisp/metadata.h"
+
+struct md {
+    /* Options (docs/internals/METADATA.md). */
+    const char *kube_api, *kube_ca, *kube_token_file, *node;
+    const char *sts, *iamcredentials, *google_ca;
+    const char *issuer, *node_credentials, *token_uri;
+    unsigned threads;
+    unsigned unknown_wait_ms; /* how long an unknown caller waits for the watch */
+    struct wisp_md_site site;
+    /* Run time. */
+    struct wisp_md_pods *pods;
+    struct wisp_md_cache *cache;
+    struct wisp_http_server *http;
+    volatile int stopping;
+    int waiters_max;
+};
+
+/* A worker's own state: its pod-table slot and its cache view. */
+struct md_thread {
+    unsigned slot;
+    struct wisp_md_cache_view *view;
+};
+
+extern struct md md;
+
+/* upstream.c: the token path (TokenRequest -> STS -> generateAccessToken /
+ * generateIdToken, or the node's key and the JWT-bearer grant). */
+void md_fetch(void *ctx, const struct wisp_md_key *k, struct wisp_md_tok *out);
+/* A GET of the Kubernetes API (path with query) into *body (caller frees);
+ * returns the HTTP status, or 0 when there was no answer. */
+long md_kube_get(const char *path, char **body);
+/* Streams a Kubernetes watch: calls line() for every line until the
+ * server ends it or line() returns nonzero. Returns the HTTP status (0: no
+ * answer). */
+long md_kube_stream(const char *path, int (*line)(void *ctx, const char *s, size_t n), void *ctx);
+
+/* watch.c: keeps md.pods current. */
+int md_watch_start(void);
+void md_watch_stop(void);
+
+/* serve.c: the handler, and the prefetch of a new pod's default token. */
+void md_serve(struct wisp_http_req *req, void *ctx);
+void md_prefetch(const struct wisp_md_pod *p);
+
+#endif

@@ -1,0 +1,173 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* The request handler: identifies the caller by its source address in the
+ * current pod snapshot (never by anything it sends), asks the surface for
+ * the answer, re-checks that the address still belongs to the same pod
+ * before replying (SECURITY.md §A1), and serves wait_for_change with a
+ * bounded number of bounded waits. */
+#include <stdatomic.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+#include "wisp/alloc.h"
+#include "md.h"
+
+#define STEP_MS 20
+
+static atomic_int waiting;
+
+/* The cache key of a caller's token. */
+static void key_of(const struct wisp_md_caller *c, char kind, const char *what,
+                   struct wisp_md_key *k)
+{
+    memset(k, 0, sizeof(*k));
+    if (c->who == WISP_MD_NODE) {
+        k->uid = "node";
+        k->ns = k->pod = k->ksa = k->quota = "";
+        k->gsa = md.site.node_sa ? md.site.node_sa : "";
+    } else {
+        k->uid = c->pod->uid;
+        k->ns = c->pod->ns;
+        k->pod = c->pod->name;
+        k->ksa = c->pod->ksa;
+        k->gsa = c->pod->gsa ? c->pod->gsa : "";
+        k->quota = c->pod->quota ? c->pod->quota : "";
+    }
+    k->kind = kind;
+    k->what = what;
+    k->keep = kind == 'a' && strcmp(what, WISP_MD_DEFAULT_SCOPE) == 0;
+}
+
+void md_prefetch(const struct wisp_md_pod *p)
+{
+    struct wisp_md_caller c = {WISP_MD_POD, p, p->ip};
+    struct wisp_md_key k;
+    key_of(&c, 'a', WISP_MD_DEFAULT_SCOPE, &k);
+    wisp_md_cache_prefetch(md.cache, &k);
+}
+
+static void token(void *ctx, const struct wisp_md_caller *caller, const struct wisp_md_tokreq *r,
+                  struct wisp_md_tok *out)
+{
+    struct md_thread *t = ctx;
+    struct wisp_md_key k;
+    char *what = r->kind == 'a' ? wisp_xstrdup(r->scopes)
+                                : wisp_xasprintf("%s|%s", r->full ? "full" : "std", r->audience);
+    key_of(caller, r->kind, what, &k);
+    wisp_md_cache_get(md.cache, t->view, &k, out);
+    free(what);
+}
+
+/* Who is at the caller's address in snapshot s. */
+static void identify(const struct wisp_md_snap *s, const char *ip, struct wisp_md_caller *c)
+{
+    c->peer_ip = ip;
+    c->pod = NULL;
+    if (md.site.gce_mode)
+        c->who = WISP_MD_NODE;
+    else
+        c->who = wisp_md_snap_find(s, ip, &c->pod);
+}
+
+static int same_pod(const struct wisp_md_caller *a, const struct wisp_md_caller *b)
+{
+    return a->who == b->who && (a->who != WISP_MD_POD || strcmp(a->pod->uid, b->pod->uid) == 0);
+}
+
+static void respond(struct wisp_http_req *req, struct wisp_md_resp *r)
+{
+    if (r->flavor)
+        wisp_http_add_header(req, "Metadata-Flavor", "Google");
+    wisp_http_add_header(req, "Server",
+                         md.site.gce_mode ? "Metadata Server for VM" : "GKE Metadata Server");
+    if (r->etag[0])
+        wisp_http_add_header(req, "ETag", r->etag);
+    if (r->location)
+        wisp_http_add_header(req, "Location", r->location);
+    if (r->allow_get)
+        wisp_http_add_header(req, "Allow", "GET");
+    if (r->nosniff)
+        wisp_http_add_header(req, "X-Content-Type-Options", "nosniff");
+    wisp_http_respond(req, r->status, r->ctype, r->body, r->len);
+}
+
+static void moved(struct wisp_md_resp *r)
+{
+    wisp_md_resp_free(r);
+    memset(r, 0, sizeof(*r));
+    r->status = 503;
+    r->flavor = 1;
+    r->ctype = "text/plain; charset=utf-8";
+    r->body = wisp_xstrdup("GKE Metadata Server encountered an error: the caller's address "
+                           "changed hands during the request; retry\n");
+    r->len = strlen(r->body);
+}
+
+void md_serve(struct wisp_http_req *req, void *ctx)
+{
+    (void)ctx;
+    struct md_thread *t = req->thread_data;
+    struct wisp_md_req r = {
+        .method = req->method,
+        .host = req->host,
+        .path = req->path,
+        .query = req->query,
+        .flavor = wisp_http_header(req, "metadata-flavor"),
+        .forwarded = wisp_http_header(req, "x-forwarded-for") != NULL,
+    };
+    struct wisp_md_caller caller;
+    struct wisp_md_resp resp;
+    const struct wisp_md_snap *s = wisp_md_pods_enter(md.pods, t->slot);
+    identify(s, req->peer_ip, &caller);
+    /* A new pod's first request may beat the watch: wait for it briefly
+     * rather than answer "unknown" (SECURITY.md §A3); never longer. */
+    if (caller.who == WISP_MD_UNKNOWN && strstr(req->path, "service-accounts")) {
+        uint64_t gen = wisp_md_snap_gen(s);
+        for (unsigned ms = 0; ms < md.unknown_wait_ms && caller.who == WISP_MD_UNKNOWN;
+             ms += STEP_MS) {
+            wisp_md_pods_leave(md.pods, t->slot);
+            usleep(STEP_MS * 1000);
+            s = wisp_md_pods_enter(md.pods, t->slot);
+            if (wisp_md_snap_gen(s) != gen) {
+                gen = wisp_md_snap_gen(s);
+                identify(s, req->peer_ip, &caller);
+            }
+        }
+    }
+    r.now = (long long)time(NULL);
+    wisp_md_answer(&md.site, &r, &caller, token, t, &resp);
+    struct wisp_md_caller again;
+    identify(wisp_md_pods_current(md.pods), req->peer_ip, &again);
+    if (!same_pod(&caller, &again)) {
+        moved(&resp);
+    } else if (resp.wait && resp.wait_sec &&
+               atomic_fetch_add(&waiting, 1) < md.waiters_max) {
+        /* Long poll: the answer can change only with the pod table. */
+        char etag[17];
+        memcpy(etag, resp.etag, sizeof(etag));
+        uint64_t gen = wisp_md_snap_gen(wisp_md_pods_current(md.pods));
+        for (unsigned ms = 0; ms < resp.wait_sec * 1000u && !md.stopping; ms += 100) {
+            wisp_md_pods_leave(md.pods, t->slot);
+            usleep(100000);
+            s = wisp_md_pods_enter(md.pods, t->slot);
+            if (wisp_md_snap_gen(s) == gen)
+                continue;
+            gen = wisp_md_snap_gen(s);
+            identify(s, req->peer_ip, &caller);
+            struct wisp_md_resp next;
+            r.now = (long long)time(NULL);
+            wisp_md_answer(&md.site, &r, &caller, token, t, &next);
+            if (next.status != 200 || strcmp(next.etag, etag) != 0) {
+                wisp_md_resp_free(&resp);
+                resp = next;
+                break;
+            }
+            wisp_md_resp_free(&next);
+        }
+        atomic_fetch_sub(&waiting, 1);
+    } else if (resp.wait && resp.wait_sec) {
+        atomic_fetch_sub(&waiting, 1);
+    }
+    respond(req, &resp);
+    wisp_md_resp_free(&resp);
+    wisp_md_pods_leave(md.pods, t->slot);
+}
