@@ -85,6 +85,7 @@ struct wisp__http_worker {
     h2o_socket_t *stop_sock;         /* our dup of the server's eventfd */
     h2o_linklist_t conns;            /* struct wisp__http_conn */
     h2o_timeout_t stream_tick;       /* every stream's tick (stream.c) */
+    h2o_linklist_t streams;          /* open streams, ended when the server stops */
     void *thread_data;               /* from cfg.on_thread_start */
     int stopping;                    /* only touched by this worker */
 };
@@ -119,6 +120,9 @@ struct wisp__http_state {
     struct wisp__http_head head;
     int responded;
 };
+
+/* Ends every open stream of w (stream.c): the server is stopping. */
+void wisp__http_streams_end(struct wisp__http_worker *w);
 
 /* The h2o on_req callback for the single "/" path (req.c). */
 int wisp__http_on_req(h2o_handler_t *self, h2o_req_t *req);

@@ -537,6 +537,9 @@ static void worker_drain(struct wisp__http_worker *w)
             ls->sock = NULL;
         }
     }
+    /* A stream (a watch) would otherwise keep its connection busy for as
+     * long as it lasts: end each, so its response completes and closes. */
+    wisp__http_streams_end(w);
     /* Responses sent from now on carry Connection: close. Not through
      * h2o_context_request_shutdown(): its HTTP/2 half arms a one-second
      * timer that would outlive the context although HTTP/2 is off. */
@@ -684,6 +687,7 @@ static void *worker_main(void *arg)
     h2o_context_init(&w->ctx, w->loop, &srv->gconf);
     h2o_linklist_init_anchor(&w->conns);
     h2o_timeout_init(w->loop, &w->stream_tick, srv->cfg.stream_tick_ms);
+    h2o_linklist_init_anchor(&w->streams);
 
     h2o_linklist_init_anchor(&w->lsocks);
     h2o_multithread_register_receiver(w->ctx.queue, &w->ctl, on_ctl);

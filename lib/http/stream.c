@@ -14,6 +14,7 @@ struct wisp_http_stream {
     h2o_req_t *h2o;
     struct wisp__http_worker *w;
     h2o_timeout_entry_t tick_entry; /* on w->stream_tick */
+    h2o_linklist_t link;            /* in w->streams while open */
     wisp_http_stream_tick tick;
     wisp_http_stream_closed closed;
     void *ctx;
@@ -41,6 +42,7 @@ static void finish(struct wisp_http_stream *s)
     if (s->done)
         return;
     s->done = 1;
+    h2o_linklist_unlink(&s->link);
     if (h2o_timeout_is_linked(&s->tick_entry))
         h2o_timeout_unlink(&s->tick_entry);
     s->closed(s->ctx);
@@ -127,6 +129,7 @@ struct wisp_http_stream *wisp_http_stream_start(struct wisp_http_req *req, int s
                        strlen(content_type));
     s->tick_entry.cb = on_tick;
     h2o_timeout_link(s->w->loop, &s->w->stream_tick, &s->tick_entry);
+    h2o_linklist_insert(&s->w->streams, &s->link);
     h2o_start_response(h, &s->gen);
     /* Send the head now: a watcher waits for it before anything happens. */
     s->sending = 1;
@@ -163,4 +166,16 @@ void wisp_http_stream_end(struct wisp_http_stream *s)
 void *wisp_http_stream_thread_data(const struct wisp_http_stream *s)
 {
     return s->thread_data;
+}
+
+void wisp__http_streams_end(struct wisp__http_worker *w)
+{
+    /* Ending may finish (and unlink) a stream at once, so take the next
+     * one first. */
+    h2o_linklist_t *n = w->streams.next;
+    while (n != &w->streams) {
+        h2o_linklist_t *next = n->next;
+        wisp_http_stream_end(H2O_STRUCT_FROM_MEMBER(struct wisp_http_stream, link, n));
+        n = next;
+    }
 }

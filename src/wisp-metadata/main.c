@@ -28,6 +28,8 @@ static struct opt opts[] = {
      NULL, NULL},
     {"node", "NAME", "this node's name (pods are watched with spec.nodeName=NAME)", NULL, NULL},
     {"listen", "ADDR:PORT", "where to answer", "169.254.169.254:80", NULL},
+    {"netns", "PATH", "network namespace to listen in (the node's, e.g. /run/netns/NAME)", NULL,
+     NULL},
     {"sts", "URL", "Security Token Service base URL", "https://sts.googleapis.com", NULL},
     {"iamcredentials", "URL", "IAM Service Account Credentials base URL",
      "https://iamcredentials.googleapis.com", NULL},
@@ -281,7 +283,7 @@ int main(int argc, char **argv)
     server = wisp_http_server_new(&cfg);
     md.http = server;
     wisp_http_route(server, NULL, NULL, "/", md_serve, NULL);
-    struct wisp_http_listen_spec spec = {.addr = addr, .port = port};
+    struct wisp_http_listen_spec spec = {.addr = addr, .port = port, .netns_path = opt("netns")};
     int bound = 0;
     enum wisp_err err = wisp_http_listen(server, &spec, &bound, NULL);
     if (err) {

@@ -58,4 +58,8 @@ int cli_parse_ex(int argc, char **argv, const char *usage, const char **state_ou
                  const char **project_out, const struct option *extra,
                  int (*on_extra)(int val, const char *arg, void *ctx), void *ctx);
 
+/* The path of a daemon that lives next to the wisp binary (bin/ or
+ * build/san/bin/); caller frees. */
+char *cli_sibling(const char *name);
+
 #endif

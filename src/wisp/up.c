@@ -18,7 +18,7 @@
 
 static const char usage[] =
     "usage: wisp up [--state DIR] [--project ID] [--[no-]strict-revocation]\n"
-    "               [--token-key-rotation SECS]\n\n"
+    "               [--token-key-rotation SECS] [--[no-]nodes]\n\n"
     "Starts wisp's daemons in the background for the state directory and waits\n"
     "until they serve. Idempotent: if they already run, it only reports them.\n"
     "State persists across down/up. The project is created with an owner on\n"
@@ -29,6 +29,9 @@ static const char usage[] =
     "                            soon as the grant it was minted under is removed\n"
     "  --no-strict-revocation    such tokens live until they expire (as on Google) [default]\n"
     "  --token-key-rotation SECS a new token sealing key this often [86400]\n"
+    "  --nodes                   run the clusters' nodes: pods in network namespaces and\n"
+    "                            the GKE metadata server (needs root)\n"
+    "  --no-nodes                the control plane only [default]\n"
     "Settings are kept in STATE/config.json for later starts; they apply when\n"
     "wispd starts (wisp down, then wisp up, to change a running one).\n\n"
     "exit codes: 0 running, 100 usage, 111 could not start\n";
@@ -37,6 +40,7 @@ static const char usage[] =
 struct up_opts {
     const char *dir, *project;
     int strict;        /* -1 unchanged, 0 off, 1 on */
+    int nodes;         /* -1 unchanged, 0 off, 1 on */
     long rotation;     /* 0 unchanged */
 };
 
@@ -47,6 +51,8 @@ static int up_option(int val, const char *arg, void *ctx)
     switch (val) {
     case 'S': o->strict = 1; return 0;
     case 'N': o->strict = 0; return 0;
+    case 'n': o->nodes = 1; return 0;
+    case 'o': o->nodes = 0; return 0;
     case 'r':
         o->rotation = strtol(arg, &end, 10);
         if (*end || o->rotation < 2 || o->rotation > 365L * 86400) {
@@ -63,13 +69,14 @@ static int parse(int argc, char **argv, struct up_opts *o)
     static const struct option lo[] = {{"strict-revocation", no_argument, NULL, 'S'},
                                        {"no-strict-revocation", no_argument, NULL, 'N'},
                                        {"token-key-rotation", required_argument, NULL, 'r'},
+                                       {"nodes", no_argument, NULL, 'n'},
+                                       {"no-nodes", no_argument, NULL, 'o'},
                                        {0}};
-    *o = (struct up_opts){.strict = -1};
+    *o = (struct up_opts){.strict = -1, .nodes = -1};
     return cli_parse_ex(argc, argv, usage, &o->dir, &o->project, lo, up_option, o);
 }
 
-/* The daemons live next to the wisp binary (bin/ or build/san/bin/). */
-static char *sibling(const char *name)
+char *cli_sibling(const char *name)
 {
     char self[PATH_MAX];
     ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
@@ -85,6 +92,7 @@ static int start_wispd(struct cli_state *s, const char *project)
 {
     json_t *cfg = cli_state_config(s);
     int strict = json_is_true(json_object_get(cfg, "strictRevocation"));
+    int nodes = json_is_true(json_object_get(cfg, "nodes"));
     char rotation[24] = "";
     if (json_is_integer(json_object_get(cfg, "tokenKeyRotation")))
         snprintf(rotation, sizeof(rotation), "%lld",
@@ -93,7 +101,7 @@ static int start_wispd(struct cli_state *s, const char *project)
     int pfd[2];
     if (pipe2(pfd, O_CLOEXEC))
         return -1;
-    char *bin = sibling("wispd");
+    char *bin = cli_sibling("wispd");
     char *log = wisp_xasprintf("%s/wispd.log", s->dir);
     pid_t pid = fork();
     if (pid < 0)
@@ -118,6 +126,8 @@ static int start_wispd(struct cli_state *s, const char *project)
         int n = 7;
         if (strict)
             args[n++] = "--strict-revocation";
+        if (nodes)
+            args[n++] = "--nodes";
         if (*rotation) {
             args[n++] = "--token-key-rotation";
             args[n++] = rotation;
@@ -170,7 +180,8 @@ int cli_up(int argc, char **argv)
     }
     if ((o.strict >= 0 &&
          cli_state_config_set(&s, "strictRevocation", json_boolean(o.strict))) ||
-        (o.rotation && cli_state_config_set(&s, "tokenKeyRotation", json_integer(o.rotation)))) {
+        (o.rotation && cli_state_config_set(&s, "tokenKeyRotation", json_integer(o.rotation))) ||
+        (o.nodes >= 0 && cli_state_config_set(&s, "nodes", json_boolean(o.nodes)))) {
         fprintf(stderr, "wisp: cannot save settings in %s/config.json\n", s.dir);
         cli_state_close(&s);
         free(proj);
@@ -178,7 +189,7 @@ int cli_up(int argc, char **argv)
     }
     struct cli_wispd w;
     rc = WISP_EXIT_OK;
-    if (cli_wispd_running(&s, &w) && (o.strict >= 0 || o.rotation))
+    if (cli_wispd_running(&s, &w) && (o.strict >= 0 || o.rotation || o.nodes >= 0))
         fprintf(stderr, "wisp: settings saved; they apply when wispd next starts (wisp down, "
                         "then wisp up)\n");
     if (!cli_wispd_running(&s, &w)) {

@@ -17,7 +17,6 @@
 #include "wisp/log.h"
 #include "wispd.h"
 
-int wispd_write_file(const char *path, const char *text, mode_t mode);
 void wispd_dispatch(struct wisp_http_req *req, void *ctx);
 
 /* The options, in one table: parsing and --help both read it. */
@@ -38,6 +37,8 @@ static struct opt opts[] = {
     {"threads", "N", "worker threads", "2", NULL},
     {"ready-fd", "FD", "file descriptor to write \"ready\" to once serving", "-1", NULL},
     {"log-level", "LEVEL", "err, warn, info or debug", "info", NULL},
+    {"nodes", NULL, "run the clusters' nodes: node agents and metadata servers (root)", NULL,
+     NULL},
     {"strict-revocation", NULL,
      "re-check the grant behind a token minted as another identity on every use", NULL, NULL},
     {"token-key-rotation", "SECS", "seconds between new access-token sealing keys", "86400",
@@ -178,9 +179,7 @@ int main(int argc, char **argv)
                                         .key_pem = wispd.tls_key_pem};
     struct wisp_http_listen_spec plain = {.addr = opt("listen"), .port = atoi(opt("http-port"))};
     enum wisp_err err = wisp_http_listen(server, &tls, &https_port, NULL);
-    WISP_FREE(wispd.tls_cert_pem);
-    wisp_secret_free(wispd.tls_key_pem, 0);
-    wispd.tls_key_pem = NULL;
+    wispd.https_port = https_port;
     if (!err && plain.port >= 0)
         err = wisp_http_listen(server, &plain, &http_port, NULL);
     if (err) {
@@ -211,10 +210,15 @@ int main(int argc, char **argv)
         (void)w;
         close(fd);
     }
+    if (opt("nodes"))
+        wispd_nodes_start();
     rc = wisp_http_server_run(server) == WISP_OK ? 0 : 111;
     wisp_log_info("wispd", "stopped");
 out:
+    wispd_nodes_stop();
     wispd_kube_close_all();
+    WISP_FREE(wispd.tls_cert_pem);
+    wisp_secret_free(wispd.tls_key_pem, 0);
     wispd_keys_stop();
     if (server)
         wisp_http_server_free(server);

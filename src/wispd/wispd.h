@@ -7,6 +7,7 @@
 
 #include <jansson.h>
 #include <stdint.h>
+#include <sys/types.h>
 #include "wisp/api.h"
 #include "wisp/http.h"
 #include "wisp/cond.h"
@@ -19,9 +20,11 @@ struct wispd {
     const char *state_dir;   /* borrowed from argv */
     char *store_url;         /* from malloc() */
     struct wisp_token_keyring *keyring;
-    /* The loopback server certificate, made fresh by each start's
-     * bootstrap; main() hands it to the listener and frees it. */
+    /* The server certificate for the Google API names, made fresh by each
+     * start's bootstrap: the loopback listener and the clusters' fabric
+     * listeners use it. */
     char *tls_cert_pem, *tls_key_pem;
+    int https_port; /* the loopback HTTPS port */
     struct wisp_http_server *http; /* for listeners opened at run time */
     /* --strict-revocation: every use of a token minted as another identity
      * re-checks the grant it was minted under (src/wispd/api/iamcredentials.c). */
@@ -231,6 +234,17 @@ enum wisp_err wispd_kube_seed(struct wisp_txn *txn, const char *issuer);
 /* Deletes every Kubernetes object of a cluster being deleted (in txn), so
  * a cluster created again under the same name starts empty. */
 enum wisp_err wispd_kube_forget(struct wisp_txn *txn, const char *issuer);
+
+/* --- the embedded cluster's nodes (src/wispd/nodes.c) --- */
+
+/* Starts the supervisor that runs a node agent (and, on GKE_METADATA
+ * pools, a metadata server) for every node of every cluster. Root only. */
+int wispd_nodes_start(void);
+/* Stops every node and removes every namespace they used. */
+void wispd_nodes_stop(void);
+
+/* Writes text to path (mode), replacing it atomically. 0 on success. */
+int wispd_write_file(const char *path, const char *text, mode_t mode);
 
 /* Creates what a new state directory needs: token key, CA and server
  * certificate, the project and its owner service account with a key file.
