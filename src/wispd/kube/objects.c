@@ -255,6 +255,19 @@ out:
 
 /* ---- writing ---------------------------------------------------------------- */
 
+/* Loads the object a write is about; 0 after answering NotFound or a store
+ * error. */
+static int load_or_answer(struct kube_req *k, struct wisp_txn *txn, const struct kube_res *res,
+                          const char *ns, const char *name, json_t **cur, int64_t *rev)
+{
+    enum wisp_err err = kube_load(txn, k, res, ns, name, cur, rev);
+    if (err == WISP_ENOTFOUND)
+        not_found(k->req, res, name);
+    else if (err)
+        kube_store_error(k->req, err);
+    return err == WISP_OK;
+}
+
 json_t *kube_read_body(struct wisp_http_req *req)
 {
     const char *ct = wisp_http_header(req, "content-type");
@@ -412,14 +425,8 @@ static void update(struct kube_req *k, const struct kube_res *res, const char *n
         goto out;
     if (!kube_allowed(k, txn, res, write_verb(sub), patch ? "patch" : "update", ns))
         goto fail;
-    enum wisp_err err = kube_load(txn, k, res, ns, name, &cur, &rev);
-    if (err == WISP_ENOTFOUND) {
-        not_found(req, res, name);
+    if (!load_or_answer(k, txn, res, ns, name, &cur, &rev))
         goto fail;
-    } else if (err) {
-        kube_store_error(req, err);
-        goto fail;
-    }
     set_rv(cur, rev);
     if (!patch) {
         new = json_incref(body);
@@ -470,14 +477,8 @@ static void delete(struct kube_req *k, const struct kube_res *res, const char *n
         return;
     if (!kube_allowed(k, txn, res, "delete", "delete", ns))
         goto fail;
-    enum wisp_err err = kube_load(txn, k, res, ns, name, &cur, &rev);
-    if (err == WISP_ENOTFOUND) {
-        not_found(req, res, name);
+    if (!load_or_answer(k, txn, res, ns, name, &cur, &rev))
         goto fail;
-    } else if (err) {
-        kube_store_error(req, err);
-        goto fail;
-    }
     if (dry_run(req)) {
         kube_send(req, 200, kube_public(cur));
         goto fail;
@@ -485,7 +486,7 @@ static void delete(struct kube_req *k, const struct kube_res *res, const char *n
     /* Namespaces take what is in them along; pods may only be marked
      * (graceful deletion) while a node runs them. */
     int marked = 0;
-    err = kube_before_delete(k, txn, res, ns, name, cur, &marked);
+    enum wisp_err err = kube_before_delete(k, txn, res, ns, name, cur, &marked);
     if (!err && marked) {
         json_t *o = json_incref(cur);
         commit_and_answer(k, txn, res, ns, o, rev, 200);
