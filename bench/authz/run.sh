@@ -8,6 +8,8 @@
 # expresses each set as one permit per pair and times cedar-wasm on the same
 # two requests, once with the whole set ("all") and once with only the
 # target bucket's chain ("chain"). Prints a table and the ratios.
+# (bench/authz/wispd.sh measures the decision inside a running wispd, with
+# its cache of compiled policies off and on.)
 # Knobs (environment): SIZES ("10 1000 10000 100000"), ROUNDS (7, wisp's
 # interleaved rounds; the median is reported), CEDAR_BUDGET_MS (2000 per
 # Cedar measurement), CEDAR_SCOPES ("all chain").

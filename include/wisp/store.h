@@ -51,6 +51,17 @@ void wisp_store_rollback(struct wisp_txn *txn);
 enum wisp_err wisp_store_get(struct wisp_txn *txn, const char *kind, const char *name,
                              struct wisp_doc *out);
 
+/* The revision of one document without reading its body: WISP_OK and
+ * *rev_out, or WISP_ENOTFOUND. For checking that something derived from a
+ * document (a compiled IAM policy) is still current. */
+enum wisp_err wisp_store_get_rev(struct wisp_txn *txn, const char *kind, const char *name,
+                                 int64_t *rev_out);
+
+/* 1 if txn has written anything. Its reads then see its own uncommitted
+ * writes, whose revision a later transaction may reuse after a rollback, so
+ * nothing read through it may be cached by revision. */
+int wisp_store_txn_dirty(const struct wisp_txn *txn);
+
 /* Writes a document. expect_rev: -1 writes unconditionally; 0 requires that
  * it does not exist (else WISP_EEXIST); > 0 requires the current revision to
  * equal it (else WISP_EABORTED, or WISP_ENOTFOUND if absent). On success the

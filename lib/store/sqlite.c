@@ -681,6 +681,15 @@ static enum wisp_err doc_rev(struct sqlite_store *s, const char *kind, const cha
     return err;
 }
 
+static enum wisp_err sqlite_get_rev(struct wisp_txn *txn, const char *kind, const char *name,
+                                    int64_t *rev_out)
+{
+    struct sqlite_store *s = from_txn(txn);
+    enum wisp_err err = txn_alive(s);
+
+    return err ? err : doc_rev(s, kind, name, rev_out);
+}
+
 /* The compare-and-set rule shared by put and delete; the caller holds the
  * write lock, so nothing can change between this check and the write. */
 static enum wisp_err check_expect(enum wisp_err found, int64_t cur, int64_t expect_rev)
@@ -1046,6 +1055,7 @@ const struct wisp_store_ops wisp__store_sqlite_ops = {
     .commit = sqlite_commit,
     .rollback = sqlite_rollback,
     .get = sqlite_get,
+    .get_rev = sqlite_get_rev,
     .put = sqlite_put,
     .del = sqlite_del,
     .list = sqlite_list,

@@ -194,6 +194,23 @@ enum wisp_err wisp_store_get(struct wisp_txn *txn, const char *kind, const char 
     return note(txn, txn->st->ops->get(txn, kind, name, out));
 }
 
+enum wisp_err wisp_store_get_rev(struct wisp_txn *txn, const char *kind, const char *name,
+                                 int64_t *rev_out)
+{
+    enum wisp_err err = txn_usable(txn, 0);
+
+    if (err)
+        return err;
+    if (check_key(kind, name) || !rev_out)
+        return WISP_EINVAL;
+    return note(txn, txn->st->ops->get_rev(txn, kind, name, rev_out));
+}
+
+int wisp_store_txn_dirty(const struct wisp_txn *txn)
+{
+    return txn && txn->active && txn->rev != 0;
+}
+
 enum wisp_err wisp_store_put(struct wisp_txn *txn, const char *kind, const char *name,
                              const char *body, size_t body_len, int64_t expect_rev,
                              int64_t *rev_out)

@@ -73,6 +73,9 @@ struct wisp_store_ops {
 
     enum wisp_err (*get)(struct wisp_txn *txn, const char *kind, const char *name,
                          struct wisp_doc *out);
+    /* The document's revision only; WISP_ENOTFOUND if absent. */
+    enum wisp_err (*get_rev)(struct wisp_txn *txn, const char *kind, const char *name,
+                             int64_t *rev_out);
     /* Takes txn->rev (current + 1) on the transaction's first write, writes
      * the document and one change-log row, all at txn->rev. */
     enum wisp_err (*put)(struct wisp_txn *txn, const char *kind, const char *name, const char *body,

@@ -9,6 +9,7 @@
 #include "wisp/iam.h"
 #include "wisp/log.h"
 #include "wispd.h"
+#include "authz_cache.h"
 
 struct wispd wispd;
 
@@ -180,47 +181,32 @@ void wispd_resource_project(struct wispd_resource *r, const char *project_id, ch
     r->project_id = project_id;
 }
 
-/* The policy chain of r, nearest first: its own policy (unless it is the
- * project), its project's, and the project's organization's. Entries may be
- * NULL; names[i] (buffers of 300 bytes) get each policy's resource name.
- * Returns the number filled, or -1 on a store error. */
+/* The policy chain of r as stored JSON, nearest first (see
+ * wispd_authz_chain_names); entries may be NULL. Returns the number filled,
+ * or -1 on a store error. The decision uses compiled copies instead
+ * (authz_cache.c); explanations and write transactions read this. */
 static int load_chain(struct wisp_txn *txn, const struct wispd_resource *r, json_t *out[3],
-                      char names[3][300])
+                      char names[3][WISPD_POLICY_NAME_MAX])
 {
-    int n = 0;
-    enum wisp_err err;
-    char pname[300];
-    snprintf(pname, sizeof(pname), "projects/%s", r->project_id);
-    if (strcmp(r->name, pname) != 0) {
-        out[n] = NULL;
-        snprintf(names[n], 300, "%s", r->name);
-        err = wispd_get_json(txn, "iampolicy", r->name, &out[n], NULL);
-        if (err && err != WISP_ENOTFOUND)
-            return -1;
-        n++;
-    }
-    out[n] = NULL;
-    snprintf(names[n], 300, "%s", pname);
-    err = wispd_get_json(txn, "iampolicy", pname, &out[n], NULL);
-    if (err && err != WISP_ENOTFOUND)
-        goto fail;
-    n++;
     json_t *project = NULL;
-    if (wispd_get_json(txn, "project", r->project_id, &project, NULL) == WISP_OK) {
-        const char *org = json_string_value(
-            json_object_get(json_object_get(project, "parent"), "id"));
-        out[n] = NULL;
-        snprintf(names[n], 300, "organizations/%s", org ? org : "-");
-        if (org)
-            wispd_get_json(txn, "iampolicy", names[n], &out[n], NULL);
-        n++;
-        json_decref(project);
+    int have_project = wispd_get_json(txn, "project", r->project_id, &project, NULL) == WISP_OK;
+    const char *org =
+        json_string_value(json_object_get(json_object_get(project, "parent"), "id"));
+    int n = wispd_authz_chain_names(r, have_project, org, names);
+    int no_org = have_project && !org;
+    json_decref(project);
+    for (int i = 0; i < n; i++) {
+        out[i] = NULL;
+        if (no_org && i == n - 1)
+            break; /* "organizations/-": nothing to read */
+        enum wisp_err err = wispd_get_json(txn, "iampolicy", names[i], &out[i], NULL);
+        if (err && err != WISP_ENOTFOUND) {
+            for (int j = 0; j < i; j++)
+                json_decref(out[j]);
+            return -1;
+        }
     }
     return n;
-fail:
-    for (int i = 0; i < n; i++)
-        json_decref(out[i]);
-    return -1;
 }
 
 static int64_t now_ms(void);
@@ -260,7 +246,7 @@ static enum wisp_err load_custom_roles(struct wisp_txn *txn, json_t *chain[3], i
 
 /* Builds the authorization target of r from a loaded chain. */
 static void target_of(const struct wispd_resource *r, json_t *chain[3], int n,
-                      char names[3][300], const char *name_ptrs[3],
+                      char names[3][WISPD_POLICY_NAME_MAX], const char *name_ptrs[3],
                       struct wisp_cond_env *env, struct wisp_iam_target *t)
 {
     for (int i = 0; i < n; i++)
@@ -275,7 +261,7 @@ json_t *wispd_explain(struct wisp_txn *txn, const struct wisp_caller *who,
                       const char *permission, const struct wispd_resource *r)
 {
     json_t *chain[3];
-    char names[3][300];
+    char names[3][WISPD_POLICY_NAME_MAX];
     const char *name_ptrs[3];
     int n = load_chain(txn, r, chain, names);
     if (n < 0)
@@ -298,8 +284,17 @@ enum wisp_err wispd_allowed(struct wisp_txn *txn, const struct wisp_caller *who,
                             const char *permission, const struct wispd_resource *r, int *allowed,
                             char *why, size_t whylen)
 {
+    /* A transaction that has written may roll back, and what it read must
+     * not be cached then: it takes the JSON path, as do all decisions when
+     * caching is off. */
+    struct wispd_authz_cache *cache =
+        wisp_store_txn_dirty(txn) ? NULL : wispd_authz_cache_thread();
+    if (cache) {
+        struct wisp_cond_env cenv = {r->name, r->type, r->service, now_ms()};
+        return wispd_authz_decide(cache, txn, who, permission, r, &cenv, allowed, why, whylen);
+    }
     json_t *chain[3];
-    char names[3][300];
+    char names[3][WISPD_POLICY_NAME_MAX];
     const char *name_ptrs[3];
     int n = load_chain(txn, r, chain, names);
     if (n < 0)

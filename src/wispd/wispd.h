@@ -168,7 +168,8 @@ void wispd_iamcredentials(struct wisp_http_req *req, const char *path);
 void wispd_sts(struct wisp_http_req *req, const char *path);
 void wispd_troubleshoot(struct wisp_http_req *req, const char *path);
 void wispd_container(struct wisp_http_req *req, const char *path);
-/* CRM v1 {projects,organizations}/X:{set,get,getEffective,clear}OrgPolicy. */
+/* CRM v1 {projects,organizations}/X:{set,get,getEffective,clear}OrgPolicy and
+ * :listOrgPolicies. */
 void wispd_orgpolicy(struct wisp_http_req *req, const char *path);
 /* Whether boolean constraint ("constraints/…") is enforced on the project,
  * its own policy overriding its organization's. */

@@ -46,15 +46,15 @@ mode_of() { # mode_of CLUSTER POOL -> prints the pool's workload metadata mode
 check "clusters create --location --workload-pool" \
     gcloud container clusters create wi1 --location=$L --workload-pool=$P.svc.id.goog
 describe wi1
-check "describe: RUNNING, zone, endpoint, CA, workloadIdentityConfig, default-pool on GKE_METADATA" body_has \
-    "d['status']=='RUNNING' and d['zone']=='$L' and d['location']=='$L' and d['endpoint']=='127.0.0.1:$PORT' and d['masterAuth']['clusterCaCertificate'] and d['workloadIdentityConfig']=={'workloadPool':'$P.svc.id.goog'} and [(p['name'],p['config']['workloadMetadataConfig']['mode'],p['status']) for p in d['nodePools']]==[('default-pool','GKE_METADATA','RUNNING')] and d['selfLink'].endswith('/clusters/wi1') and d['currentMasterVersion'].startswith('1.32')"
+check "describe: RUNNING, zone, its own endpoint, CA, workloadIdentityConfig, default-pool on GKE_METADATA" body_has \
+    "d['status']=='RUNNING' and d['zone']=='$L' and d['location']=='$L' and d['endpoint'].startswith('127.0.0.1:') and d['endpoint']!='127.0.0.1:$PORT' and d['masterAuth']['clusterCaCertificate'] and d['workloadIdentityConfig']=={'workloadPool':'$P.svc.id.goog'} and [(p['name'],p['config']['workloadMetadataConfig']['mode'],p['status']) for p in d['nodePools']]==[('default-pool','GKE_METADATA','RUNNING')] and d['selfLink'].endswith('/clusters/wi1') and d['currentMasterVersion'].startswith('1.32')"
 check "the CA is a PEM certificate" bash -c \
     "python3 -c 'import json,base64,sys; d=json.load(open(sys.argv[1])); sys.exit(0 if base64.b64decode(d[\"masterAuth\"][\"clusterCaCertificate\"]).startswith(b\"-----BEGIN CERTIFICATE-----\") else 1)' $T_STATE/body"
 check "create wrote the kubeconfig entry" grep -q "gke_${P}_${L}_wi1" "$KUBECONFIG"
 rm -f "$KUBECONFIG"
 check "get-credentials --location" gcloud container clusters get-credentials wi1 --location=$L
 check "kubeconfig has context gke_P_L_C and the endpoint" bash -c \
-    "grep -q 'current-context: gke_${P}_${L}_wi1' '$KUBECONFIG' && grep -q 'server: https://127.0.0.1:$PORT' '$KUBECONFIG'"
+    "grep -q 'current-context: gke_${P}_${L}_wi1' '$KUBECONFIG' && grep -q \"server: https://\$(gcloud container clusters describe wi1 --location=$L --format='value(endpoint)')\" '$KUBECONFIG'"
 
 check "clusters create without a pool" gcloud container clusters create plain --location=$L --num-nodes=2
 check "its default-pool is GCE_METADATA" test "$(mode_of plain default-pool)" = GCE_METADATA

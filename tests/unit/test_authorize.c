@@ -3,8 +3,9 @@
  * index (lib/iam/index*.c): a randomized differential test of the indexed
  * decision against the linear walk and of match keys against
  * wisp_member_matches, conditions through the index, the resource
- * hierarchy, and wisp_iam_explain's reasons. Deterministic: a fixed-seed
- * PRNG, no clock. */
+ * hierarchy, wisp_iam_explain's reasons, and wispd's per-thread cache of
+ * compiled policies against the JSON walk over a changing store.
+ * Deterministic: a fixed-seed PRNG, no clock. */
 #include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -17,6 +18,8 @@
 #include "wisp/alloc.h"
 #include "wisp/iam.h"
 #include "iam/iam_int.h"
+/* wispd's policy cache, compiled in: it needs only libwisp. */
+#include "../../src/wispd/authz_cache.c"
 
 #define WI "principal://iam.googleapis.com/projects/"
 #define WISET "principalSet://iam.googleapis.com/projects/"
@@ -182,6 +185,25 @@ static json_t *random_policy(void)
     return json_pack("{s:o}", "bindings", bindings);
 }
 
+/* The custom role of roles_pool as a policy's target may carry it: absent,
+ * granting some of the permissions, deleted, or disabled. */
+static json_t *random_custom_roles(void)
+{
+    size_t r = pick(6);
+    if (r == 0)
+        return NULL;
+    json_t *perms = json_array();
+    for (size_t q = 0; q < sizeof(permissions) / sizeof(permissions[0]); q++) {
+        if (pick(2))
+            json_array_append_new(perms, json_string(permissions[q]));
+    }
+    json_t *role = json_pack("{s:o, s:s}", "includedPermissions", perms, "stage",
+                             r == 1 ? "DISABLED" : "GA");
+    if (r == 2)
+        json_object_set_new(role, "deleted", json_true());
+    return json_pack("{s:o}", roles_pool[5], role);
+}
+
 static const char *maybe(const char *const *arr, size_t n)
 {
     size_t r = pick(n + 2);
@@ -263,7 +285,7 @@ static void differential(void **state)
          1800000000000LL},
         {NULL, NULL, NULL, WISP_COND_TIME_ABSENT},
     };
-    size_t decisions = 0, allowed = 0, key_checks = 0;
+    size_t decisions = 0, allowed = 0, key_checks = 0, custom_grants = 0;
     for (int round = 0; round < 400; round++) {
         json_t *pol[3];
         struct wisp_iam_index *ix[3];
@@ -274,7 +296,9 @@ static void differential(void **state)
             assert_non_null(ix[p]);
         }
         const struct wisp_cond_env *env = pick(5) ? &envs[pick(3)] : NULL;
+        json_t *custom = random_custom_roles();
         struct wisp_iam_target lin = {"projects/_/buckets/b1", (const json_t **)pol, n, env};
+        lin.custom_roles = custom;
         struct wisp_iam_target idx = lin;
         idx.indexes = (const struct wisp_iam_index **)ix;
         struct wisp_iam_target only = idx; /* the index alone, no JSON */
@@ -313,17 +337,20 @@ static void differential(void **state)
                 assert_int_equal(explain_allows(cp, permissions[q], &lin), a);
                 decisions++;
                 allowed += (size_t)a;
+                custom_grants += a && strstr(w1, roles_pool[5]) != NULL;
             }
         }
         for (size_t p = 0; p < n; p++) {
             wisp_iam_index_free(ix[p]);
             json_decref(pol[p]);
         }
+        json_decref(custom);
     }
     /* The random mix must exercise both outcomes, not just denials. */
     assert_true(allowed > decisions / 20);
     assert_true(allowed < decisions);
     assert_true(key_checks > 10000);
+    assert_true(custom_grants > 0);
 }
 
 /* ------------------------------------------------------------------------ */
@@ -557,6 +584,183 @@ static void threads(void **state)
 }
 
 /* ------------------------------------------------------------------------ */
+/* wispd's cache of compiled policies (src/wispd/authz_cache.c) against the
+ * JSON walk, over a real store that changes between decisions: policies
+ * set and deleted, the custom role edited, a project moved between
+ * organizations. Two caches: one large (entries are reused and must notice
+ * every change) and one at the minimum size (entries are evicted while
+ * decisions hold others). */
+
+static void put_doc(struct wisp_txn *txn, const char *kind, const char *name, json_t *doc)
+{
+    if (!doc) {
+        enum wisp_err err = wisp_store_delete(txn, kind, name, -1);
+        assert_true(err == WISP_OK || err == WISP_ENOTFOUND);
+        return;
+    }
+    char *text = json_dumps(doc, JSON_COMPACT);
+    assert_int_equal(wisp_store_put(txn, kind, name, text, strlen(text), -1, NULL), WISP_OK);
+    free(text);
+    json_decref(doc);
+}
+
+static json_t *get_doc(struct wisp_txn *txn, const char *kind, const char *name)
+{
+    struct wisp_doc d;
+    if (wisp_store_get(txn, kind, name, &d) != WISP_OK)
+        return NULL;
+    json_t *j = json_loadb(d.body, d.body_len, 0, NULL);
+    wisp_store_doc_free(&d);
+    return j;
+}
+
+/* The reference: the chain read as JSON and walked, as wispd did before. */
+static int linear_decide(struct wisp_txn *txn, const struct wisp_caller *who, const char *perm,
+                         const struct wispd_resource *r, const struct wisp_cond_env *env,
+                         char *why, size_t whylen)
+{
+    json_t *project = get_doc(txn, "project", r->project_id);
+    const char *org =
+        json_string_value(json_object_get(json_object_get(project, "parent"), "id"));
+    char names[3][WISPD_POLICY_NAME_MAX];
+    const char *np[3];
+    json_t *pol[3] = {NULL, NULL, NULL};
+    int n = wispd_authz_chain_names(r, project != NULL, org, names);
+    json_t *custom = json_object();
+    for (int i = 0; i < n; i++) {
+        np[i] = names[i];
+        pol[i] = get_doc(txn, "iampolicy", names[i]);
+        size_t j;
+        json_t *b;
+        json_array_foreach(json_object_get(pol[i], "bindings"), j, b) {
+            const char *role = json_string_value(json_object_get(b, "role"));
+            json_t *doc = role && strncmp(role, "roles/", 6) ? get_doc(txn, "role", role) : NULL;
+            if (doc)
+                json_object_set_new(custom, role, doc);
+        }
+    }
+    struct wisp_iam_target t = {.resource = r->name, .policies = (const json_t **)pol,
+                                .n_policies = (size_t)n, .env = env, .policy_names = np,
+                                .custom_roles = custom};
+    int a = wisp_authorize(who, perm, &t, why, whylen);
+    for (int i = 0; i < n; i++)
+        json_decref(pol[i]);
+    json_decref(custom);
+    json_decref(project);
+    return a;
+}
+
+static void cache_vs_linear(void **state)
+{
+    (void)state;
+    char dir[] = "/tmp/wisp-test-authz.XXXXXX", path[64];
+    assert_non_null(mkdtemp(dir));
+    snprintf(path, sizeof(path), "%s/wisp.db", dir);
+    struct wisp_store *st = NULL;
+    assert_int_equal(wisp_store_open(path, &st), WISP_OK);
+    static const char *const policy_names[] = {"organizations/1", "organizations/2",
+                                               "projects/p-1", "projects/p-2",
+                                               "projects/_/buckets/b1", "projects/_/buckets/b2"};
+    static const struct wispd_resource resources[] = {
+        {"projects/p-1", "cloudresourcemanager.googleapis.com/Project",
+         "cloudresourcemanager.googleapis.com", "p-1"},
+        {"projects/p-2", "cloudresourcemanager.googleapis.com/Project",
+         "cloudresourcemanager.googleapis.com", "p-2"},
+        {"projects/_/buckets/b1", "storage.googleapis.com/Bucket", "storage.googleapis.com",
+         "p-1"},
+        {"projects/_/buckets/b2", "storage.googleapis.com/Bucket", "storage.googleapis.com",
+         "p-2"},
+        {"projects/_/buckets/b9", "storage.googleapis.com/Bucket", "storage.googleapis.com",
+         "p-9"}, /* no such project: no organization either */
+        {"organizations/1", "cloudresourcemanager.googleapis.com/Organization",
+         "cloudresourcemanager.googleapis.com", ""}, /* its own chain, no project */
+    };
+    const struct wisp_cond_env envs[] = {
+        {NULL, NULL, NULL, 1800000000000LL}, /* resource fields set per decision */
+        {NULL, NULL, NULL, WISP_COND_TIME_ABSENT},
+    };
+    struct wispd_authz_cache *big = wispd_authz_cache_new(4096, WISPD_AUTHZ_CACHE_BYTES);
+    struct wispd_authz_cache *tiny = wispd_authz_cache_new(0, 4096); /* 8 entries, 4 KiB */
+    size_t decisions = 0, allowed = 0;
+    for (int round = 0; round < 150; round++) {
+        struct wisp_txn *txn = NULL;
+        assert_int_equal(wisp_store_begin(st, 1, &txn), WISP_OK);
+        for (int k = 0, nk = 1 + (int)pick(3); k < nk; k++) {
+            switch (round == 0 ? 0 : pick(6)) {
+            case 0: /* the projects and their parents (none, org 1 or org 2) */
+                for (int p = 1; p <= 2; p++) {
+                    char id[16];
+                    snprintf(id, sizeof(id), "p-%d", p);
+                    size_t o = pick(3);
+                    put_doc(txn, "project", id,
+                            o ? json_pack("{s:s, s:{s:s, s:s}}", "projectId", id, "parent",
+                                          "type", "organization", "id", o == 1 ? "1" : "2")
+                              : json_pack("{s:s}", "projectId", id));
+                }
+                break;
+            case 1:
+                put_doc(txn, "role", roles_pool[5], NULL);
+                break;
+            case 2: {
+                json_t *cr = random_custom_roles();
+                json_t *role = json_object_get(cr, roles_pool[5]);
+                put_doc(txn, "role", roles_pool[5], role ? json_incref(role) : NULL);
+                json_decref(cr);
+                break;
+            }
+            case 3:
+                put_doc(txn, "iampolicy", PICK(policy_names), NULL);
+                break;
+            default:
+                put_doc(txn, "iampolicy", PICK(policy_names), random_policy());
+                break;
+            }
+        }
+        assert_int_equal(wisp_store_commit(txn), WISP_OK);
+        assert_int_equal(wisp_store_begin(st, 0, &txn), WISP_OK);
+        for (int d = 0; d < 40; d++) {
+            struct wisp_caller c;
+            const char *gb[4];
+            random_caller(&c, gb);
+            const struct wispd_resource *r = &PICK(resources);
+            const char *perm = PICK(permissions);
+            struct wisp_cond_env env = envs[pick(2)];
+            env.resource_name = r->name;
+            env.resource_type = r->type;
+            env.resource_service = r->service;
+            char w1[256], w2[256], w3[256];
+            int a = linear_decide(txn, &c, perm, r, &env, w1, sizeof(w1));
+            int b = -1, e = -1;
+            assert_int_equal(wispd_authz_decide(big, txn, &c, perm, r, &env, &b, w2, sizeof(w2)),
+                             WISP_OK);
+            assert_int_equal(
+                wispd_authz_decide(tiny, txn, &c, perm, r, &env, &e, w3, sizeof(w3)), WISP_OK);
+            if (a != b || a != e || strcmp(w1, w2) != 0 || strcmp(w1, w3) != 0)
+                fail_msg("round %d: linear %d (%s), cached %d (%s), tiny cache %d (%s)", round,
+                         a, w1, b, w2, e, w3);
+            decisions++;
+            allowed += (size_t)a;
+        }
+        wisp_store_rollback(txn);
+    }
+    struct wispd_authz_cache_stats sb, stt;
+    wispd_authz_cache_stats(big, &sb);
+    wispd_authz_cache_stats(tiny, &stt);
+    assert_true(allowed > decisions / 20 && allowed < decisions);
+    assert_true(sb.hits > sb.builds); /* reused, and rebuilt on change */
+    assert_true(sb.builds > 50);
+    assert_true(stt.evictions > 0);
+    assert_true(stt.entries <= 8);
+    assert_int_equal(sb.evictions, 0);
+    wispd_authz_cache_free(big);
+    wispd_authz_cache_free(tiny);
+    wisp_store_close(st);
+    char cmd[128];
+    snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
+    assert_int_equal(system(cmd), 0);
+}
+
+/* ------------------------------------------------------------------------ */
 /* explain */
 
 static json_t *find_member(json_t *ex, const char *role, const char *member_prefix)
@@ -682,7 +886,7 @@ int main(void)
         cmocka_unit_test(differential), cmocka_unit_test(conditions_indexed),
         cmocka_unit_test(hierarchy),    cmocka_unit_test(keyset_limits),
         cmocka_unit_test(large_policy), cmocka_unit_test(threads),
-        cmocka_unit_test(explain),
+        cmocka_unit_test(explain),      cmocka_unit_test(cache_vs_linear),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -374,7 +374,7 @@ void wispd_crm(struct wisp_http_req *req, const char *path)
 {
     const char *m = req->method;
     const char *ov = strrchr(path, ':');
-    if (ov && strstr(ov, "OrgPolicy") &&
+    if (ov && strstr(ov, "OrgPolic") && /* ...OrgPolicy and listOrgPolicies */
         (strncmp(path, "/v1/projects/", 13) == 0 || strncmp(path, "/v1/organizations/", 18) == 0)) {
         wispd_orgpolicy(req, path);
         return;

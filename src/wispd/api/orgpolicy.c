@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* Organization policy through Cloud Resource Manager v1 (setOrgPolicy,
- * getOrgPolicy, getEffectiveOrgPolicy, clearOrgPolicy on projects and
- * organizations), as `gcloud resource-manager org-policies` sends it, and
+ * getOrgPolicy, getEffectiveOrgPolicy, clearOrgPolicy, listOrgPolicies on
+ * projects and organizations), as `gcloud resource-manager org-policies` sends it, and
  * the evaluation other APIs use: a boolean constraint set on a project
  * overrides its organization's. Documents: orgpolicy "RESOURCE CONSTRAINT"
  * holding the v1 Policy. */
@@ -27,6 +27,8 @@ static const struct wisp_jfield policy_fields[] = {
 static const struct wisp_jfield set_fields[] = {{"policy", WISP_J_OBJECT, 0, policy_fields},
                                                 {NULL}};
 static const struct wisp_jfield get_fields[] = {{"constraint", WISP_J_STRING}, {NULL}};
+static const struct wisp_jfield list_fields[] = {
+    {"pageSize", WISP_J_INT}, {"pageToken", WISP_J_STRING}, {NULL}};
 static const struct wisp_jfield clear_fields[] = {
     {"constraint", WISP_J_STRING}, {"etag", WISP_J_STRING}, {NULL}};
 
@@ -287,6 +289,43 @@ static void do_get(struct wisp_http_req *req, struct wisp_txn *txn, const struct
     free(constraint);
 }
 
+static int list_one(const struct wisp_doc *doc, void *ctx)
+{
+    json_t *p = json_loadb(doc->body, doc->body_len, 0, NULL);
+    if (p)
+        json_array_append_new(ctx, p);
+    return 0;
+}
+
+/* listOrgPolicies: the policies set on this resource itself (not
+ * inherited), in constraint order. A resource holds at most one policy per
+ * known constraint, so one page always holds them all: no page token is
+ * ever issued, and any given is refused. */
+static void do_list(struct wisp_http_req *req, struct wisp_txn *txn, const struct op_target *t,
+                    const json_t *body)
+{
+    const char *token = json_string_value(json_object_get(body, "pageToken"));
+    if ((token && *token) || json_integer_value(json_object_get(body, "pageSize")) < 0) {
+        wisp_api_error(req, 400, NULL, "Invalid pageSize or pageToken.");
+        return;
+    }
+    char prefix[320];
+    snprintf(prefix, sizeof(prefix), "%s ", t->name);
+    json_t *policies = json_array();
+    size_t max = sizeof(boolean_constraints) / sizeof(boolean_constraints[0]);
+    enum wisp_err err = wisp_store_list(txn, POLICY_KIND, prefix, NULL, max, list_one, policies,
+                                        NULL);
+    if (err) {
+        wispd_store_error(req, err);
+    } else {
+        json_t *resp = json_object();
+        if (json_array_size(policies))
+            json_object_set(resp, "policies", policies);
+        wisp_api_json(req, 200, resp);
+    }
+    json_decref(policies);
+}
+
 void wispd_orgpolicy(struct wisp_http_req *req, const char *path)
 {
     struct wispd_caller *c = NULL;
@@ -302,8 +341,9 @@ void wispd_orgpolicy(struct wisp_http_req *req, const char *path)
     }
     const char *verb = colon + 1;
     int set = strcmp(verb, "setOrgPolicy") == 0, clear = strcmp(verb, "clearOrgPolicy") == 0,
-        get = strcmp(verb, "getOrgPolicy") == 0, eff = strcmp(verb, "getEffectiveOrgPolicy") == 0;
-    if (!set && !clear && !get && !eff) {
+        get = strcmp(verb, "getOrgPolicy") == 0, eff = strcmp(verb, "getEffectiveOrgPolicy") == 0,
+        list = strcmp(verb, "listOrgPolicies") == 0;
+    if (!set && !clear && !get && !eff && !list) {
         wisp_api_error(req, 404, NULL, "Unknown Resource Manager method: %.200s", path);
         return;
     }
@@ -312,7 +352,10 @@ void wispd_orgpolicy(struct wisp_http_req *req, const char *path)
     c = wispd_authenticate(req);
     if (!c)
         return;
-    body = wisp_api_body(req, set ? set_fields : clear ? clear_fields : get_fields);
+    body = wisp_api_body(req, set     ? set_fields
+                              : clear ? clear_fields
+                              : list  ? list_fields
+                                      : get_fields);
     if (!body)
         goto out;
     enum wisp_err err = wisp_store_begin(wispd_store(req), set || clear, &txn);
@@ -328,6 +371,8 @@ void wispd_orgpolicy(struct wisp_http_req *req, const char *path)
         do_set(req, &txn, &t, body);
     } else if (clear) {
         do_clear(req, &txn, &t, body);
+    } else if (list) {
+        do_list(req, txn, &t, body);
     } else {
         do_get(req, txn, &t, body, eff);
     }
