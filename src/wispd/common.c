@@ -71,25 +71,39 @@ struct wispd_caller *wispd_authenticate(struct wisp_http_req *req)
     const char *tok = auth + 7;
     while (*tok == ' ')
         tok++;
-    struct wispd_caller *c = wisp_xcalloc(1, sizeof(*c));
     const char *why;
+    struct wispd_caller *c = wispd_caller_open(req, tok, &why);
+    if (!c) {
+        wisp_api_unauthenticated(req, why);
+        return NULL;
+    }
+    if (!quota_project_ok(req, c)) {
+        wispd_caller_free(c);
+        return NULL;
+    }
+    return c;
+}
+
+struct wispd_caller *wispd_caller_open(struct wisp_http_req *req, const char *tok,
+                                       const char **why)
+{
+    struct wispd_caller *c = wisp_xcalloc(1, sizeof(*c));
     /* A JWT is a service account's self-signed token (google-auth sends
      * them for some APIs); anything else must be one of ours. */
     enum wisp_err err =
         strncmp(tok, "eyJ", 3) == 0
-            ? wispd_self_signed_open(req, tok, &c->claims, &why)
-            : wisp_token_open(wispd.keyring, tok, (int64_t)time(NULL), &c->claims, &why);
+            ? wispd_self_signed_open(req, tok, &c->claims, why)
+            : wisp_token_open(wispd.keyring, tok, (int64_t)time(NULL), &c->claims, why);
     /* Revoked, or (strict revocation) minted under a grant since removed. */
-    if (!err && !wispd_token_live(req, &c->claims, &why)) {
+    if (!err && !wispd_token_live(req, &c->claims, why)) {
         wisp_token_claims_free(&c->claims);
         err = WISP_EUNAUTH;
     }
     if (err) {
         char fp[9];
         wisp_log_fingerprint(tok, strlen(tok), fp);
-        wisp_log_info("auth", "rejected token %s: %s", fp, why);
+        wisp_log_info("auth", "rejected token %s: %s", fp, *why);
         free(c);
-        wisp_api_unauthenticated(req, why);
         return NULL;
     }
     c->who.email = c->claims.email;
@@ -101,10 +115,6 @@ struct wispd_caller *wispd_authenticate(struct wisp_http_req *req)
     c->who.ksa_uid = c->claims.ksa_uid;
     c->who.cluster_url = c->claims.cluster;
     c->principal = wisp_token_principal(&c->claims);
-    if (!quota_project_ok(req, c)) {
-        wispd_caller_free(c);
-        return NULL;
-    }
     return c;
 }
 

@@ -49,6 +49,11 @@ struct wispd_caller {
 /* Resolves the Bearer token of req. On failure answers 401 and returns
  * NULL. Caller frees with wispd_caller_free(). */
 struct wispd_caller *wispd_authenticate(struct wisp_http_req *req);
+/* The caller a bearer token stands for (ours, or a service account's
+ * self-signed JWT), revocation and strict revocation checked; NULL with
+ * *why set otherwise. No answer is sent: each API words its own 401. */
+struct wispd_caller *wispd_caller_open(struct wisp_http_req *req, const char *tok,
+                                       const char **why);
 void wispd_caller_free(struct wispd_caller *c);
 
 /* A resource whose IAM policy, with its ancestors', guards a call. */

@@ -15,7 +15,6 @@
 #include "wisp/ksa.h"
 #include "wisp/kube_meta.h"
 #include "wisp/log.h"
-#include "wisp/token.h"
 #include "kube.h"
 
 static const struct kube_res resources[] = {
@@ -59,30 +58,12 @@ static int load_cluster(struct kube_req *k, struct wisp_txn *txn)
 
 static int auth_google(struct kube_req *k, const char *tok)
 {
-    struct wispd_caller *c = wisp_xcalloc(1, sizeof(*c));
     const char *why = NULL;
-    if (wisp_token_open(wispd.keyring, tok, (int64_t)time(NULL), &c->claims, &why) != WISP_OK) {
-        free(c);
+    struct wispd_caller *c = wispd_caller_open(k->req, tok, &why);
+    if (!c) {
         kube_status(k->req, 401, "Unauthorized", NULL, NULL, "Unauthorized: %s", why);
         return 0;
     }
-    /* Revoked, or (with --strict-revocation) minted under a grant that is
-     * gone: refused here as on every Google API. */
-    if (!wispd_token_live(k->req, &c->claims, &why)) {
-        wisp_token_claims_free(&c->claims);
-        free(c);
-        kube_status(k->req, 401, "Unauthorized", NULL, NULL, "Unauthorized: %s", why);
-        return 0;
-    }
-    c->who.email = c->claims.email;
-    c->who.is_service_account = c->claims.is_service_account;
-    c->who.project_number = c->claims.project_number;
-    c->who.pool = c->claims.pool;
-    c->who.ns = c->claims.ns;
-    c->who.ksa = c->claims.ksa;
-    c->who.ksa_uid = c->claims.ksa_uid;
-    c->who.cluster_url = c->claims.cluster;
-    c->principal = wisp_token_principal(&c->claims);
     k->caller = c;
     k->user = wisp_xstrdup(c->claims.email ? c->claims.email : c->principal);
     return 1;
