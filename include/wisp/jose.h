@@ -1,8 +1,8 @@
 /* SPDX-License-Identifier: Apache-2.0 */
-/* JWS/JWT, RS256 only, over cjose (Debian's libcjose, on OpenSSL and
- * jansson). RS256 is the only algorithm wisp signs or accepts: the header's
- * "alg" must say so, and keys named in the header (jwk, jku, x5u, x5c) are
- * never used; the caller always supplies the key. */
+/* JWS/JWT, RS256 only, over OpenSSL and jansson. RS256 is the only
+ * algorithm wisp signs or accepts: the header's "alg" must say so, and keys
+ * named in the header (jwk, jku, x5u, x5c) are never used; the caller
+ * always supplies the key. Keys are given as PEM; decoded keys are cached. */
 #ifndef WISP_JOSE_H
 #define WISP_JOSE_H
 

@@ -1,8 +1,8 @@
 /* SPDX-License-Identifier: Apache-2.0 */
-/* RS256 JWS sign/verify through cjose. cjose takes the algorithm from the
- * token's header, so wisp checks "alg" itself first: without that, a token
- * could pick a weaker or keyless algorithm ("none", HS256 keyed with the
- * public key). */
+/* RS256 JWS sign/verify through cjose, with keys decoded once and kept
+ * (keycache.c). cjose takes the algorithm from the token's header, so wisp
+ * checks "alg" itself first: without that, a token could pick a weaker or
+ * keyless algorithm ("none", HS256 keyed with the public key). */
 #include <cjose/cjose.h>
 #include <openssl/core_names.h>
 #include <string.h>
@@ -13,7 +13,7 @@
 
 #define MAX_JWT 16384
 
-static cjose_jwk_t *jwk_from_pem(const char *pem)
+cjose_jwk_t *wisp__pem_to_jwk(const char *pem)
 {
     EVP_PKEY *pkey = wisp__pem_to_pkey(pem);
     if (!pkey)
@@ -117,7 +117,7 @@ json_t *wisp_jwt_verify_rs256(const char *jwt, const char *key_pem, const char *
         *why = "malformed token";
         goto out;
     }
-    jwk = jwk_from_pem(key_pem);
+    jwk = wisp__pem_to_jwk_cached(key_pem);
     if (!jwk) {
         *why = "unusable key";
         goto out;
@@ -153,7 +153,7 @@ char *wisp_jwt_sign_rs256(const json_t *claims, const char *kid, const char *key
     char *out = NULL;
     cjose_jws_t *jws = NULL;
     char *payload = json_dumps(claims, JSON_COMPACT);
-    cjose_jwk_t *jwk = jwk_from_pem(key_pem);
+    cjose_jwk_t *jwk = wisp__pem_to_jwk_cached(key_pem);
     cjose_header_t *hdr = cjose_header_new(&cerr);
     if (!payload || !jwk || !hdr)
         goto out;

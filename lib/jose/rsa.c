@@ -103,7 +103,7 @@ json_t *wisp_rsa_public_jwk(const char *pem, const char *kid)
 enum wisp_err wisp_rsa_sign_sha256(const char *pem, const unsigned char *data, size_t len,
                                    unsigned char **sig_out, size_t *siglen_out)
 {
-    EVP_PKEY *pkey = wisp__pem_to_pkey(pem);
+    EVP_PKEY *pkey = wisp__pem_to_pkey_cached(pem);
     EVP_MD_CTX *ctx = pkey ? EVP_MD_CTX_new() : NULL;
     enum wisp_err err = WISP_EIO;
     size_t n = 0;

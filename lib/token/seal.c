@@ -7,9 +7,11 @@
  * additional data so a token cannot be replayed under another key id. The
  * ring is shared by worker threads and replaced while they use it, so a
  * read-write lock guards it. */
+#include <openssl/crypto.h>
 #include <openssl/evp.h>
 #include <openssl/rand.h>
 #include <pthread.h>
+#include <stdint.h>
 #include <string.h>
 #include "wisp/alloc.h"
 #include "wisp/b64.h"
@@ -136,30 +138,94 @@ static int64_t get_u64(const unsigned char *p)
     return (int64_t)v;
 }
 
+/* AES-256-GCM is fetched once, and each thread keeps one cipher context
+ * that it re-keys per token: a fresh context and an implicit fetch cost more
+ * than opening a token does. The context is freed when its thread exits. */
+static pthread_once_t gcm_once = PTHREAD_ONCE_INIT;
+static pthread_key_t gcm_key;
+static EVP_CIPHER *gcm_cipher;
+
+static void gcm_ctx_free(void *ctx)
+{
+    EVP_CIPHER_CTX_free(ctx);
+}
+
+static void gcm_setup(void)
+{
+    gcm_cipher = EVP_CIPHER_fetch(NULL, "AES-256-GCM", NULL);
+    if (pthread_key_create(&gcm_key, gcm_ctx_free) != 0) {
+        EVP_CIPHER_free(gcm_cipher);
+        gcm_cipher = NULL;
+    }
+}
+
+/* This thread's context, with the cipher set (its key and IV are not). */
+static EVP_CIPHER_CTX *gcm_ctx(void)
+{
+    pthread_once(&gcm_once, gcm_setup);
+    if (!gcm_cipher)
+        return NULL;
+    EVP_CIPHER_CTX *ctx = pthread_getspecific(gcm_key);
+    if (ctx)
+        return ctx;
+    ctx = EVP_CIPHER_CTX_new();
+    if (!ctx || EVP_CipherInit_ex2(ctx, gcm_cipher, NULL, NULL, 1, NULL) != 1 ||
+        pthread_setspecific(gcm_key, ctx) != 0) {
+        EVP_CIPHER_CTX_free(ctx);
+        return NULL;
+    }
+    return ctx;
+}
+
 static int gcm(int enc, const unsigned char *key, const unsigned char *nonce,
                const unsigned char *aad, size_t aad_len, const unsigned char *in, size_t len,
                unsigned char *out, unsigned char *tag)
 {
-    EVP_CIPHER_CTX *ctx = EVP_CIPHER_CTX_new();
-    int ok = 0, n;
-    if (!ctx)
-        return 0;
-    if (EVP_CipherInit_ex(ctx, EVP_aes_256_gcm(), NULL, NULL, NULL, enc) != 1 ||
-        EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_GCM_SET_IVLEN, NONCE_LEN, NULL) != 1 ||
-        EVP_CipherInit_ex(ctx, NULL, NULL, key, nonce, enc) != 1 ||
+    EVP_CIPHER_CTX *ctx = gcm_ctx();
+    int n;
+    /* The 12-byte nonce is GCM's default IV length. Re-initialising with
+     * a key and IV resets the context's whole GCM state. */
+    if (!ctx || EVP_CipherInit_ex2(ctx, NULL, key, nonce, enc, NULL) != 1 ||
         EVP_CipherUpdate(ctx, NULL, &n, aad, (int)aad_len) != 1 ||
         EVP_CipherUpdate(ctx, out, &n, in, (int)len) != 1)
-        goto out;
+        return 0;
     if (!enc && EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_GCM_SET_TAG, TAG_LEN, tag) != 1)
-        goto out;
+        return 0;
     if (EVP_CipherFinal_ex(ctx, out + n, &n) != 1)
-        goto out;
+        return 0;
     if (enc && EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_GCM_GET_TAG, TAG_LEN, tag) != 1)
-        goto out;
-    ok = 1;
-out:
-    EVP_CIPHER_CTX_free(ctx);
-    return ok;
+        return 0;
+    return 1;
+}
+
+/* Decodes unpadded (or '='-padded) base64url s of length len into out
+ * (room for len * 3 / 4 bytes), straight from the token text; returns the
+ * byte count or -1. Bits past the last whole byte are ignored, as
+ * wisp_b64url_decode() does. */
+static long b64url_decode_into(const char *s, size_t len, unsigned char *out)
+{
+    while (len && s[len - 1] == '=')
+        len--;
+    if (len % 4 == 1)
+        return -1;
+    uint32_t acc = 0;
+    int bits = 0;
+    long n = 0;
+    for (size_t i = 0; i < len; i++) {
+        unsigned char c = (unsigned char)s[i];
+        int v = c >= 'A' && c <= 'Z' ? c - 'A' : c >= 'a' && c <= 'z' ? c - 'a' + 26
+              : c >= '0' && c <= '9' ? c - '0' + 52 : c == '-' ? 62 : c == '_' ? 63 : -1;
+        if (v < 0)
+            return -1;
+        acc = (acc << 6) | (uint32_t)v;
+        bits += 6;
+        if (bits >= 8) {
+            bits -= 8;
+            out[n++] = (unsigned char)(acc >> bits);
+            acc &= (1u << bits) - 1;
+        }
+    }
+    return n;
 }
 
 static void make_aad(unsigned char aad[7], const unsigned char kid[4])
@@ -282,15 +348,16 @@ enum wisp_err wisp_token_open(const struct wisp_token_keyring *kr, const char *t
         *why = "malformed";
         return WISP_EUNAUTH;
     }
-    size_t n;
-    unsigned char *raw = wisp_b64url_decode(token + plen, &n);
-    unsigned char *pt = NULL;
-    size_t ct_len = 0;
+    /* The token is at most 2 * MAX_TOKEN characters, so both buffers are
+     * bounded; the plaintext is wiped before return. */
+    unsigned char raw[MAX_TOKEN * 3 / 2], pt[MAX_TOKEN * 3 / 2];
+    long dn = b64url_decode_into(token + plen, tlen - plen, raw);
+    size_t n = dn < 0 ? 0 : (size_t)dn, ct_len = 0;
     enum wisp_err err = WISP_EUNAUTH;
     pthread_rwlock_t *lock = (pthread_rwlock_t *)&kr->lock;
     pthread_rwlock_rdlock(lock);
     *why = "malformed";
-    if (!raw || n < 4 + NONCE_LEN + HDR_V1 + 2 * (N_STR - 1) + TAG_LEN)
+    if (dn < 0 || n < 4 + NONCE_LEN + HDR_V1 + 2 * (N_STR - 1) + TAG_LEN)
         goto out;
     uint32_t kid = ((uint32_t)raw[0] << 24) | ((uint32_t)raw[1] << 16) |
                    ((uint32_t)raw[2] << 8) | raw[3];
@@ -304,7 +371,6 @@ enum wisp_err wisp_token_open(const struct wisp_token_keyring *kr, const char *t
         goto out;
     }
     ct_len = n - 4 - NONCE_LEN - TAG_LEN;
-    pt = wisp_xmalloc(ct_len);
     unsigned char aad[7];
     make_aad(aad, raw);
     if (!gcm(0, k->key, raw + 4, aad, sizeof(aad), raw + 4 + NONCE_LEN, ct_len, pt,
@@ -349,8 +415,7 @@ bad:
     wisp_token_claims_free(out);
 out:
     pthread_rwlock_unlock(lock);
-    free(raw);
-    if (pt)
-        wisp_secret_free(pt, ct_len);
+    if (ct_len)
+        OPENSSL_cleanse(pt, ct_len);
     return err;
 }

@@ -350,29 +350,3 @@ int wispd_check_project(struct wisp_http_req *req, struct wisp_txn *txn,
     wispd_resource_project(&r, project_id, name, sizeof(name));
     return wispd_check(req, txn, c, permission, &r);
 }
-
-void wispd_usage_count(struct wisp_http_req *req, const char *project, const char *api,
-                       const char *method)
-{
-    char name[400];
-    snprintf(name, sizeof(name), "%s/%s/%s", project, api, method);
-    struct wisp_txn *txn = NULL;
-    json_t *doc = NULL;
-    enum wisp_err err = wisp_store_begin(wispd_store(req), 1, &txn);
-    if (!err) {
-        json_int_t n = 0;
-        if (wispd_get_json(txn, "usage", name, &doc, NULL) == WISP_OK)
-            n = json_integer_value(json_object_get(doc, "calls"));
-        json_decref(doc);
-        doc = json_pack("{s:s, s:s, s:s, s:I}", "project", project, "api", api, "method",
-                        method, "calls", n + 1);
-        err = wispd_put_json(txn, "usage", name, doc, -1, NULL);
-        if (!err)
-            err = wisp_store_commit(txn);
-        txn = NULL;
-    }
-    if (err)
-        wisp_log_warn("usage", "cannot count %s: %s", name, wisp_strerror(err));
-    json_decref(doc);
-    wisp_store_rollback(txn);
-}

@@ -10,6 +10,7 @@
 #include <openssl/crypto.h>
 #include <openssl/rand.h>
 #include <pthread.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
@@ -30,14 +31,15 @@ static void new_kid(char kid[41])
         snprintf(kid + 2 * i, 3, "%02x", raw[i]);
 }
 
-/* Reads or creates key document (kind, name) inside write-capable txn;
- * *kid_out and *pem_out are the caller's (free; pem with wisp_secret_free). */
+/* Reads key document (kind, name) in txn, creating it when missing if
+ * create (txn must then be a write transaction); *kid_out and *pem_out are
+ * the caller's (free; pem with wisp_secret_free). */
 static enum wisp_err key_doc(struct wisp_txn *txn, const char *kind, const char *name,
-                             char **kid_out, char **pem_out)
+                             int create, char **kid_out, char **pem_out)
 {
     json_t *doc = NULL;
     enum wisp_err err = wispd_get_json(txn, kind, name, &doc, NULL);
-    if (err == WISP_ENOTFOUND) {
+    if (err == WISP_ENOTFOUND && create) {
         char kid[41];
         new_kid(kid);
         char *pem = wisp_rsa_generate_pem();
@@ -63,15 +65,132 @@ static enum wisp_err key_doc(struct wisp_txn *txn, const char *kind, const char 
     return err;
 }
 
+/* Signing keys as last read, by (kind, name) and document revision:
+ * parsing a key document costs a tenth of the signature made with it, and
+ * a key document only changes by being deleted and created again, which
+ * gives it a new revision. */
+#define KEY_CACHE_SLOTS 64
+
+static struct {
+    pthread_mutex_t mu;
+    struct key_slot {
+        char id[320];   /* kind "/" name; "" if free */
+        int64_t rev;
+        char kid[41];
+        char *pem;      /* owned; wiped on eviction */
+        uint64_t used;
+    } slots[KEY_CACHE_SLOTS];
+    uint64_t tick;
+} kc = {.mu = PTHREAD_MUTEX_INITIALIZER};
+
+/* The kid and PEM of doc (key document kind/name, read in a clean
+ * transaction), from the cache when its revision matches. */
+static enum wisp_err key_from_doc(const char *kind, const char *name, const struct wisp_doc *doc,
+                                  char **kid_out, char **pem_out)
+{
+    char id[320];
+    if ((size_t)snprintf(id, sizeof(id), "%s/%s", kind, name) >= sizeof(id))
+        id[0] = '\0';   /* too long to cache: always parsed */
+    pthread_mutex_lock(&kc.mu);
+    for (int i = 0; id[0] && i < KEY_CACHE_SLOTS; i++) {
+        struct key_slot *k = &kc.slots[i];
+        if (k->pem && k->rev == doc->rev && strcmp(k->id, id) == 0) {
+            k->used = ++kc.tick;
+            *kid_out = wisp_xstrdup(k->kid);
+            *pem_out = wisp_xstrdup(k->pem);
+            pthread_mutex_unlock(&kc.mu);
+            return WISP_OK;
+        }
+    }
+    pthread_mutex_unlock(&kc.mu);
+    json_t *o = json_loadb(doc->body, doc->body_len, 0, NULL);
+    const char *kid = json_string_value(json_object_get(o, "kid"));
+    const char *pem = json_string_value(json_object_get(o, "privateKeyPem"));
+    if (!kid || !pem || strlen(kid) >= sizeof(kc.slots[0].kid)) {
+        json_decref(o);
+        return WISP_ESTORE;
+    }
+    *kid_out = wisp_xstrdup(kid);
+    *pem_out = wisp_xstrdup(pem);
+    json_decref(o);
+    if (!id[0])
+        return WISP_OK;
+    char *evicted = NULL;
+    pthread_mutex_lock(&kc.mu);
+    struct key_slot *victim = &kc.slots[0];
+    for (int i = 0; i < KEY_CACHE_SLOTS; i++) {
+        struct key_slot *k = &kc.slots[i];
+        if (k->pem && strcmp(k->id, id) == 0) {
+            victim = k;   /* an older revision of this key, or a racer's copy */
+            break;
+        }
+        if (!k->pem || (victim->pem && k->used < victim->used))
+            victim = k;
+    }
+    evicted = victim->pem;
+    snprintf(victim->id, sizeof(victim->id), "%s", id);
+    snprintf(victim->kid, sizeof(victim->kid), "%s", *kid_out);
+    victim->pem = wisp_xstrdup(*pem_out);
+    victim->rev = doc->rev;
+    victim->used = ++kc.tick;
+    pthread_mutex_unlock(&kc.mu);
+    if (evicted)
+        wisp_secret_free(evicted, 0);
+    return WISP_OK;
+}
+
+/* Key document (kind, name) for signing with nothing held: read in a read
+ * transaction, which never waits for writers; only a missing key takes the
+ * write lock, under which key_doc reads again, so a replica that created
+ * it meanwhile is not overridden. */
+static enum wisp_err key_load(struct wisp_store *st, const char *kind, const char *name,
+                              char **kid_out, char **pem_out)
+{
+    enum wisp_err err = WISP_ENOTFOUND;
+    for (int write = 0; write <= 1 && err == WISP_ENOTFOUND; write++) {
+        struct wisp_txn *txn = NULL;
+        if ((err = wisp_store_begin(st, write, &txn)))
+            break;
+        if (write) {
+            err = key_doc(txn, kind, name, 1, kid_out, pem_out);
+        } else {
+            struct wisp_doc doc;
+            if (!(err = wisp_store_get(txn, kind, name, &doc))) {
+                err = key_from_doc(kind, name, &doc, kid_out, pem_out);
+                wisp_store_doc_free(&doc);
+            }
+        }
+        if (err || !write) {
+            wisp_store_rollback(txn);
+        } else if ((err = wisp_store_commit(txn)) != WISP_OK) {
+            free(*kid_out);
+            wisp_secret_free(*pem_out, 0);
+            *kid_out = *pem_out = NULL;
+        }
+    }
+    return err;
+}
+
 enum wisp_err wispd_google_key(struct wisp_txn *txn, char **kid_out, char **pem_out)
 {
-    return key_doc(txn, "googlekey", "accounts.google.com", kid_out, pem_out);
+    return key_doc(txn, "googlekey", "accounts.google.com", 1, kid_out, pem_out);
 }
 
 enum wisp_err wispd_sa_system_key(struct wisp_txn *txn, const char *email, char **kid_out,
                                   char **pem_out)
 {
-    return key_doc(txn, "sasyskey", email, kid_out, pem_out);
+    return key_doc(txn, "sasyskey", email, 1, kid_out, pem_out);
+}
+
+enum wisp_err wispd_google_key_load(struct wisp_store *st, char **kid_out, char **pem_out)
+{
+    return key_load(st, "googlekey", "accounts.google.com", kid_out, pem_out);
+}
+
+enum wisp_err wispd_sa_system_key_load(struct wisp_store *st, const char *email, char **kid_out,
+                                       char **pem_out)
+{
+    return key_load(st, "sasyskey", email, kid_out, pem_out);
 }
 
 /* Publishes the public half of key document (kind, name) as Google does:
@@ -512,4 +631,11 @@ void wispd_keys_stop(void)
     kr.st = NULL;
     json_decref(kr.revoked);
     kr.revoked = NULL;
+    pthread_mutex_lock(&kc.mu);
+    for (int i = 0; i < KEY_CACHE_SLOTS; i++) {
+        if (kc.slots[i].pem)
+            wisp_secret_free(kc.slots[i].pem, 0);
+        memset(&kc.slots[i], 0, sizeof(kc.slots[i]));
+    }
+    pthread_mutex_unlock(&kc.mu);
 }

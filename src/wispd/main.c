@@ -157,7 +157,8 @@ int main(int argc, char **argv)
         wisp_log_err("wispd", "cannot open the store %s", wispd.store_url);
         goto out;
     }
-    if (wispd_bootstrap(st, wispd.state_dir, opt("project")) || wispd_keys_start()) {
+    if (wispd_bootstrap(st, wispd.state_dir, opt("project")) || wispd_keys_start() ||
+        wispd_usage_start()) {
         wisp_log_err("wispd", "bootstrap failed");
         goto out;
     }
@@ -222,6 +223,8 @@ out:
     wispd_keys_stop();
     if (server)
         wisp_http_server_free(server);
+    /* After the workers: their last counts are written before exit. */
+    wispd_usage_stop();
     wisp_store_close(st);
     wisp_token_keyring_free(wispd.keyring);
     free(wispd.store_url);

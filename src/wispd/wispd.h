@@ -188,6 +188,11 @@ int wispd_orgpolicy_enforced(struct wisp_txn *txn, const char *project_id,
 enum wisp_err wispd_google_key(struct wisp_txn *txn, char **kid_out, char **pem_out);
 enum wisp_err wispd_sa_system_key(struct wisp_txn *txn, const char *email, char **kid_out,
                                   char **pem_out);
+/* The same for signing with no transaction open on st: read in a read
+ * transaction; a write transaction only creates a missing key. */
+enum wisp_err wispd_google_key_load(struct wisp_store *st, char **kid_out, char **pem_out);
+enum wisp_err wispd_sa_system_key_load(struct wisp_store *st, const char *email, char **kid_out,
+                                       char **pem_out);
 
 /* The public half of a key document as {kid: x509 PEM} (jwks=0) or a JWKS
  * (jwks=1); NULL if the key does not exist yet. Caller decrefs. */
@@ -198,6 +203,10 @@ json_t *wispd_public_keys(struct wisp_txn *txn, const char *kind, const char *na
  * not returned, since the call itself succeeded. */
 void wispd_usage_count(struct wisp_http_req *req, const char *project, const char *api,
                        const char *method);
+/* Counts are kept in memory and written to the store at most once a second
+ * by a thread (usage.c) that start begins and stop ends after a last write. */
+int wispd_usage_start(void);
+void wispd_usage_stop(void);
 
 /* --- cluster OIDC issuers (src/wispd/issuer.c) --- */
 

@@ -340,7 +340,7 @@ static char *sign(const json_t *claims, const char *kid, const char *pem)
     return wisp_jwt_sign_rs256(claims, kid, pem);
 }
 
-static void id_token(struct wisp_http_req *req, struct wisp_txn *txn, const json_t *body,
+static void id_token(struct wisp_http_req *req, struct wisp_store *st, const json_t *body,
                      const json_t *sa)
 {
     const char *aud = json_string_value(json_object_get(body, "audience"));
@@ -349,7 +349,7 @@ static void id_token(struct wisp_http_req *req, struct wisp_txn *txn, const json
         return;
     }
     char *kid = NULL, *pem = NULL;
-    if (wispd_google_key(txn, &kid, &pem) != WISP_OK) {
+    if (wispd_google_key_load(st, &kid, &pem) != WISP_OK) {
         wispd_store_error(req, WISP_EIO);
         return;
     }
@@ -364,7 +364,7 @@ static void id_token(struct wisp_http_req *req, struct wisp_txn *txn, const json
     }
     char *jwt = sign(claims, kid, pem);
     json_decref(claims);
-    if (wisp_store_commit(txn) != WISP_OK || !jwt)
+    if (!jwt)
         wisp_api_error(req, 500, NULL, "Could not sign the ID token.");
     else
         wisp_api_json(req, 200, json_pack("{s:s}", "token", jwt));
@@ -373,7 +373,7 @@ static void id_token(struct wisp_http_req *req, struct wisp_txn *txn, const json
     wisp_secret_free(pem, 0);
 }
 
-static void sign_blob(struct wisp_http_req *req, struct wisp_txn *txn, const json_t *body,
+static void sign_blob(struct wisp_http_req *req, struct wisp_store *st, const json_t *body,
                       const json_t *sa)
 {
     const char *payload = json_string_value(json_object_get(body, "payload"));
@@ -385,8 +385,8 @@ static void sign_blob(struct wisp_http_req *req, struct wisp_txn *txn, const jso
         return;
     }
     char *kid = NULL, *pem = NULL;
-    if (wispd_sa_system_key(txn, json_string_value(json_object_get(sa, "email")), &kid, &pem) !=
-        WISP_OK) {
+    if (wispd_sa_system_key_load(st, json_string_value(json_object_get(sa, "email")), &kid,
+                                 &pem) != WISP_OK) {
         free(raw);
         wispd_store_error(req, WISP_EIO);
         return;
@@ -394,7 +394,7 @@ static void sign_blob(struct wisp_http_req *req, struct wisp_txn *txn, const jso
     unsigned char *sig = NULL;
     size_t siglen = 0;
     int ok = wisp_rsa_sign_sha256(pem, raw, n, &sig, &siglen) == WISP_OK;
-    if (ok && wisp_store_commit(txn) == WISP_OK) {
+    if (ok) {
         char *b = wisp_b64_encode(sig, siglen);
         wisp_api_json(req, 200, json_pack("{s:s, s:s}", "keyId", kid, "signedBlob", b));
         free(b);
@@ -407,7 +407,7 @@ static void sign_blob(struct wisp_http_req *req, struct wisp_txn *txn, const jso
     wisp_secret_free(pem, 0);
 }
 
-static void sign_jwt(struct wisp_http_req *req, struct wisp_txn *txn, const json_t *body,
+static void sign_jwt(struct wisp_http_req *req, struct wisp_store *st, const json_t *body,
                      const json_t *sa)
 {
     const char *payload = json_string_value(json_object_get(body, "payload"));
@@ -427,15 +427,15 @@ static void sign_jwt(struct wisp_http_req *req, struct wisp_txn *txn, const json
         return;
     }
     char *kid = NULL, *pem = NULL;
-    if (wispd_sa_system_key(txn, json_string_value(json_object_get(sa, "email")), &kid, &pem) !=
-        WISP_OK) {
+    if (wispd_sa_system_key_load(st, json_string_value(json_object_get(sa, "email")), &kid,
+                                 &pem) != WISP_OK) {
         json_decref(claims);
         wispd_store_error(req, WISP_EIO);
         return;
     }
     char *jwt = sign(claims, kid, pem);
     json_decref(claims);
-    if (jwt && wisp_store_commit(txn) == WISP_OK)
+    if (jwt)
         wisp_api_json(req, 200, json_pack("{s:s, s:s}", "keyId", kid, "signedJwt", jwt));
     else
         wisp_api_error(req, 500, NULL, "Could not sign the JWT.");
@@ -471,9 +471,9 @@ void wispd_iamcredentials(struct wisp_http_req *req, const char *path)
     body = wisp_api_body(req, body_fields);
     if (!body)
         goto out;
-    /* Signing may create a key on first use, so those methods write. */
-    int write = strcmp(method, "generateAccessToken") != 0;
-    enum wisp_err err = wisp_store_begin(wispd_store(req), write, &txn);
+    /* Checks read; a signing key is read (or created on first use) after
+     * this transaction ends, and nothing is held while RSA signs. */
+    enum wisp_err err = wisp_store_begin(wispd_store(req), 0, &txn);
     if (err) {
         wispd_store_error(req, err);
         goto out;
@@ -492,17 +492,16 @@ void wispd_iamcredentials(struct wisp_http_req *req, const char *path)
     const char *quota = wisp_api_quota_project(req);
     char *charged = wisp_xstrdup(quota ? quota
                                        : json_string_value(json_object_get(sa, "projectId")));
+    wisp_store_rollback(txn);
+    txn = NULL;
     if (strcmp(method, "generateAccessToken") == 0)
         access_token(req, c, body, sa);
     else if (strcmp(method, "generateIdToken") == 0)
-        id_token(req, txn, body, sa);
+        id_token(req, wispd_store(req), body, sa);
     else if (strcmp(method, "signBlob") == 0)
-        sign_blob(req, txn, body, sa);
+        sign_blob(req, wispd_store(req), body, sa);
     else
-        sign_jwt(req, txn, body, sa);
-    /* The methods that wrote have committed; end any read. */
-    wisp_store_rollback(txn);
-    txn = NULL;
+        sign_jwt(req, wispd_store(req), body, sa);
     wispd_usage_count(req, charged, "iamcredentials.googleapis.com", method);
     free(charged);
 out:
