@@ -41,6 +41,7 @@ int cli_state_config_set(struct cli_state *s, const char *key, json_t *value);
 int cli_wispd_running(const struct cli_state *s, struct cli_wispd *out);
 
 int cli_up(int argc, char **argv);
+int cli_demo(int argc, char **argv);
 int cli_down(int argc, char **argv);
 int cli_status(int argc, char **argv);
 int cli_env(int argc, char **argv);

@@ -5,6 +5,7 @@
 #include <string.h>
 #include "cli.h"
 
+
 static const struct {
     const char *name;
     int (*fn)(int argc, char **argv);
@@ -15,6 +16,7 @@ static const struct {
     {"status", cli_status, "say whether it runs, and where"},
     {"env", cli_env, "print the exports that point gcloud and kubectl at it"},
     {"usage", cli_usage, "calls charged to each quota project, by API and method"},
+    {"demo", cli_demo, "run the seed's walkthrough with the real gcloud and kubectl"},
     {"iam", cli_iam, "iam explain PRINCIPAL PERMISSION RESOURCE: why access is (not) granted"},
 };
 

@@ -123,6 +123,20 @@ static void reap(void)
     }
 }
 
+/* Whether the file at path holds exactly text. */
+static int same_text(const char *path, const char *text)
+{
+    size_t n = strlen(text);
+    char *buf = wisp_xmalloc(n + 2);
+    FILE *f = fopen(path, "r");
+    size_t got = f ? fread(buf, 1, n + 1, f) : 0;
+    if (f)
+        fclose(f);
+    int same = f && got == n && memcmp(buf, text, n) == 0;
+    free(buf);
+    return same;
+}
+
 static int file_exists(const char *p)
 {
     struct stat sb;
@@ -144,14 +158,19 @@ struct cluster_info {
  * fresh token when the old one is past half its life. */
 static int cluster_files(struct wisp_txn *txn, struct cluster_info *c)
 {
-    char path[PATH_MAX + 32];
+    char path[PATH_MAX + 32], tpath[PATH_MAX + 32];
+    const char *ca = json_string_value(json_object_get(c->doc, "caCertPem"));
     snprintf(path, sizeof(path), "%s/cluster-ca.pem", c->dir);
-    if (!file_exists(path) &&
-        wispd_write_file(path, json_string_value(json_object_get(c->doc, "caCertPem")), 0644))
-        return -1;
-    snprintf(path, sizeof(path), "%s/kube-token", c->dir);
+    snprintf(tpath, sizeof(tpath), "%s/kube-token", c->dir);
+    /* A cluster deleted and created again under the same name has the same
+     * directory but a new CA and issuer key: both files are renewed. */
+    if (!same_text(path, ca ? ca : "")) {
+        if (!ca || wispd_write_file(path, ca, 0644))
+            return -1;
+        unlink(tpath);
+    }
     struct stat sb;
-    if (stat(path, &sb) == 0 && time(NULL) - sb.st_mtime < KUBE_TOKEN_SECONDS / 2)
+    if (stat(tpath, &sb) == 0 && time(NULL) - sb.st_mtime < KUBE_TOKEN_SECONDS / 2)
         return 0;
     char *kid = NULL, *pem = NULL;
     if (wispd_issuer_signing_key(txn, c->issuer, &kid, &pem) != WISP_OK)
@@ -162,7 +181,7 @@ static int cluster_files(struct wisp_txn *txn, struct cluster_info *c)
                                  .iat = (int64_t)now, .nbf = (int64_t)now,
                                  .exp = (int64_t)now + KUBE_TOKEN_SECONDS};
     char *jwt = wisp_ksa_sign(&cl, kid, pem);
-    int rc = jwt ? wispd_write_file(path, jwt, 0600) : -1;
+    int rc = jwt ? wispd_write_file(tpath, jwt, 0600) : -1;
     if (jwt)
         wisp_secret_free(jwt, 0);
     wisp_secret_free(pem, 0);
