@@ -8,18 +8,21 @@
 #     opens/s >= 10x RSA-2048 verify/s. Then, through wispd on loopback
 #     HTTP with wrk, the same GET with and without a token (and tokeninfo),
 #     with wispd's CPU per request, to show what verification costs there.
-# (b) The cold path: cold.c runs a pod's first token over loopback HTTP in
-#     a loop (today: signJwt = one RSA-2048 signature by wispd, then
-#     generateAccessToken; the TokenRequest and STS legs wait for issue 6's
-#     Kubernetes API, and this says so); the bound is paths/s >= 0.7x
-#     openssl's RSA-2048 sign/s on one core. p50/p99 at THREADS loops and
-#     one loop.
+# (b) The cold path: cold.c runs a pod's first token in a loop: TokenRequest
+#     on the cluster's Kubernetes API (HTTPS; one RSA-2048 signature by the
+#     cluster issuer), STS's exchange of that KSA token (one RS256 verify
+#     and a seal) and generateAccessToken with the federated token for a
+#     GSA on which the KSA's principal holds roles/iam.workloadIdentityUser
+#     (cluster, namespace, KSA, GSA and binding made with the real gcloud
+#     and kubectl under `wisp env`). The bound is paths/s >= 0.7x openssl's
+#     RSA-2048 sign/s on one core. p50/p99 at THREADS loops and one loop.
 # Knobs (environment): CPU (1: the core (a) is pinned to), ROUNDS (3),
 # ROUND_SECONDS (0.3, per wisp operation per round), SPEED_SECONDS (2),
 # WRK_SECONDS (4), CONNS (16), COLD_SECONDS (8), COLD_THREADS (4),
 # SERIAL_SECONDS (4), WISP_BIN (bin/ of the tree, built by make).
 # Needs: make, cc, pkg-config (libcurl, jansson, openssl, cjose), openssl,
-# wrk, taskset, python3. Every process it starts is stopped on exit.
+# wrk, taskset, python3, curl, gcloud, kubectl. Every process it starts is
+# stopped and its state removed on exit.
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
@@ -35,15 +38,26 @@ COLD_THREADS=${COLD_THREADS:-4}
 SERIAL_SECONDS=${SERIAL_SECONDS:-4}
 PROJECT=wisp-bench
 GSA=app-runner@$PROJECT.iam.gserviceaccount.com
+LOCATION=us-central1
+CLUSTER=prod-1
+NS=team-a
+KSA=app-runner
+POOL=$PROJECT.svc.id.goog
+ISSUER=https://container.googleapis.com/v1/projects/$PROJECT/locations/$LOCATION/clusters/$CLUSTER
 CLK_TCK=$(getconf CLK_TCK)
 
-for tool in make cc pkg-config openssl wrk taskset python3 curl; do
+for tool in make cc pkg-config openssl wrk taskset python3 curl gcloud kubectl; do
     command -v "$tool" >/dev/null || { echo "bench/tokens: missing $tool" >&2; exit 111; }
 done
 
 tmp=$(mktemp -d /tmp/wisp-bench-tokens.XXXXXX)
 wisp_up=
 cleanup() {
+    local rc=$?
+    if [ "$rc" != 0 ] && [ -s "$tmp/state/wispd.log" ]; then
+        echo "bench/tokens: exit $rc; the end of wispd.log:" >&2
+        tail -n 20 "$tmp/state/wispd.log" >&2
+    fi
     if [ -n "$wisp_up" ]; then
         "$WISP_BIN/wisp" down --state "$tmp/state" >/dev/null 2>&1 || true
     fi
@@ -141,11 +155,24 @@ port=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["http_por
 pid=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["pid"])' "$info")
 base=http://127.0.0.1:$port
 token=$("$tmp/cold" token "$tmp/state/owner-key.json" "$base")
-code=$(curl -sS --noproxy '*' -o "$tmp/sa.json" -w '%{http_code}' -X POST \
-    -H "Authorization: Bearer $token" -H 'Content-Type: application/json' \
-    --data '{"accountId":"app-runner","serviceAccount":{"displayName":"bench/tokens"}}' \
-    "$base/iam/v1/projects/$PROJECT/serviceAccounts")
-[ "$code" = 200 ] || { echo "bench/tokens: creating $GSA: HTTP $code: $(cat "$tmp/sa.json")" >&2; exit 1; }
+
+# The cold path's world, with the real clients and only wisp's environment
+# (gcloud never sees the real metadata server or Google).
+eval "$("$WISP_BIN/wisp" env --state "$tmp/state")"
+quiet() { "$@" >"$tmp/setup.log" 2>&1 || { echo "bench/tokens: $*:" >&2; cat "$tmp/setup.log" >&2; exit 1; }; }
+quiet gcloud container clusters create "$CLUSTER" --location="$LOCATION" --workload-pool="$POOL" \
+    --num-nodes=1 --quiet
+quiet gcloud container clusters get-credentials "$CLUSTER" --location="$LOCATION"
+kube_api=$(kubectl config view --raw -o jsonpath='{.clusters[0].cluster.server}')
+kubectl config view --raw -o jsonpath='{.clusters[0].cluster.certificate-authority-data}' |
+    base64 -d >"$tmp/cluster-ca.pem"
+quiet kubectl create namespace "$NS"
+quiet kubectl create serviceaccount "$KSA" --namespace "$NS"
+quiet gcloud iam service-accounts create "${GSA%%@*}" --display-name=bench/tokens --quiet
+num=$(gcloud projects describe "$PROJECT" --format='value(projectNumber)')
+quiet gcloud iam service-accounts add-iam-policy-binding "$GSA" \
+    --role=roles/iam.workloadIdentityUser --condition=None --quiet \
+    --member="principal://iam.googleapis.com/projects/$num/locations/global/workloadIdentityPools/$POOL/subject/ns/$NS/sa/$KSA"
 
 cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$pid/stat"; }
 to_us() { # "545.00us" | "4.80ms" | "1.02s" -> microseconds
@@ -200,7 +227,8 @@ awk -v o="$open_us" -v a="$authed_cpu" -v n="$anon_cpu" 'BEGIN {
 cold_run() {
     local before after
     before=$(cpu_ticks)
-    "$tmp/cold" run "$base" "$token" "$GSA" "$1" "$2" >"$tmp/cold.out"
+    "$tmp/cold" run "$base" "$token" "$GSA" "$1" "$2" \
+        "$kube_api" "$tmp/cluster-ca.pem" "$NS" "$KSA" "$POOL" "$ISSUER" >"$tmp/cold.out"
     after=$(cpu_ticks)
     cat "$tmp/cold.out" >>"$tmp/cold.tsv"
     awk -F'\t' -v t="$2" -v a="$after" -v b="$before" -v hz="$CLK_TCK" \
@@ -211,11 +239,8 @@ cold_run "$COLD_SECONDS" "$COLD_THREADS"
 cold_run "$SERIAL_SECONDS" 1
 
 echo
-echo "(b) cold path over loopback HTTP, one RSA-2048 signature per path; legs: signJwt -> generateAccessToken"
-echo "    STS leg pending issue 6: the KSA token's TokenRequest and its STS exchange (one RS256"
-echo "    verify + a seal) are not in this loop until the Kubernetes API serves TokenRequest;"
-echo "    signJwt stands in for TokenRequest's signature, and generateAccessToken is called with"
-echo "    the owner's token instead of a federated one."
+echo "(b) cold path, one RSA-2048 signature per path: TokenRequest (cluster API, HTTPS) ->"
+echo "    STS exchange (RS256 verify + seal) -> generateAccessToken with the federated token (HTTP)"
 printf '%-8s %8s %7s %10s %10s %10s %16s\n' "loops" "paths" "errors" "paths/s" "p50 µs" "p99 µs" "wispd CPU µs/path"
 awk -F'\t' '$1 == "cpu" { cpu[$2] = $3 }
     $1 == "path" { line[++n] = $0; t[n] = $2 }
@@ -245,4 +270,4 @@ awk -v c="$cold_rate" -v s="$ossl_sign" -v r="$ratio_cold" -v vd="$(verdict "$ra
 awk -F'\t' '$1 == "path" { printf "%-46s %14s\n", "    p50 / p99 µs at " $2 " loop(s)", sprintf("%.0f / %.0f", $7, $8) }' "$tmp/cold.tsv"
 awk -v c="$cold_cpu" -v s="$ossl_sign" \
     'BEGIN { printf "%-46s %14.0f %14.0f %7.1fx\n", "    wispd CPU µs per path vs one rsa2048 sign", c, 1e6 / s, c * s / 1e6 }'
-echo "    (b) measures signJwt -> generateAccessToken; STS leg pending issue 6"
+echo "    (b) measures TokenRequest -> STS -> generateAccessToken"
