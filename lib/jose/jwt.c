@@ -141,7 +141,7 @@ json_t *wisp_jwt_verify_rs256(const char *jwt, const char *key_pem, const char *
         *why = "payload is not a JSON object";
 out:
     if (jwk)
-        cjose_jwk_release(jwk);
+        wisp__jwk_release_cached(jwk);
     if (jws)
         cjose_jws_release(jws);
     return claims;
@@ -171,7 +171,7 @@ out:
     if (hdr)
         cjose_header_release(hdr);
     if (jwk)
-        cjose_jwk_release(jwk);
+        wisp__jwk_release_cached(jwk);
     free(payload);
     return out;
 }

@@ -133,3 +133,12 @@ cjose_jwk_t *wisp__pem_to_jwk_cached(const char *pem)
 {
     return cached(&jwk_form, pem);
 }
+
+void wisp__jwk_release_cached(cjose_jwk_t *jwk)
+{
+    /* cjose counts references with a plain int, so every retain and
+     * release of a cached JWK happens under the cache's lock. */
+    pthread_mutex_lock(&cache.mu);
+    cjose_jwk_release(jwk);
+    pthread_mutex_unlock(&cache.mu);
+}
