@@ -154,4 +154,65 @@ enum wisp_err wisp_http_server_run(struct wisp_http_server *srv);
 /* Asks run() to return after in-flight requests finish. Async-signal-safe. */
 void wisp_http_server_stop(struct wisp_http_server *srv);
 
+/* WebSocket (RFC 6455), for long-lived two-way sessions such as kubectl
+ * exec. wisp_http_ws_check() tells whether req is a valid opening
+ * handshake (GET, Upgrade: websocket, Connection: upgrade,
+ * Sec-WebSocket-Version 13, a 16-byte key) offering one of protocols (a
+ * NULL-terminated list in the server's order of preference; NULL accepts a
+ * request that offers none); *chosen (may be NULL) gets the protocol, or
+ * NULL. It answers nothing. wisp_http_ws_accept() replaces
+ * wisp_http_respond(): it answers 101 with Sec-WebSocket-Protocol echoing
+ * the chosen one and returns the session, or, when the check fails,
+ * answers 400 and returns NULL. Framing is wslay's. From then on every call
+ * about the session happens on the request's worker thread: on_message
+ * gets each whole text or binary message (control frames are handled
+ * here), on_drain (may be NULL) runs after queued output was handed to the
+ * socket, and on_closed(ctx) runs exactly once when the connection is over
+ * for any reason (close handshake done, peer gone, server stopping), after
+ * which ws is invalid. Calls from inside the callbacks are allowed. */
+struct wisp_http_ws;
+struct wisp_http_ws_ops {
+    void (*on_message)(struct wisp_http_ws *ws, int binary, const void *data, size_t len,
+                       void *ctx);
+    void (*on_drain)(struct wisp_http_ws *ws, void *ctx);
+    void (*on_closed)(void *ctx);
+};
+
+int wisp_http_ws_check(struct wisp_http_req *req, const char *const *protocols,
+                       const char **chosen);
+struct wisp_http_ws *wisp_http_ws_accept(struct wisp_http_req *req, const char *const *protocols,
+                                         const struct wisp_http_ws_ops *ops, void *ctx);
+/* The negotiated subprotocol ("" for none). */
+const char *wisp_http_ws_protocol(const struct wisp_http_ws *ws);
+/* Queues one message (copied): binary or text. Ignored once closing. */
+void wisp_http_ws_send(struct wisp_http_ws *ws, int binary, const void *data, size_t len);
+/* Output bytes queued and not yet handed to the socket. */
+size_t wisp_http_ws_pending(const struct wisp_http_ws *ws);
+/* Stops (1) or resumes (0) reading from the peer: back-pressure. */
+void wisp_http_ws_pause(struct wisp_http_ws *ws, int paused);
+/* Starts the close handshake with code (1000: normal) after the queued
+ * messages; the connection ends when the peer answers, or 5 s after that
+ * frame went out. */
+void wisp_http_ws_close(struct wisp_http_ws *ws, unsigned code);
+
+/* A descriptor (a connected stream socket) served by the same worker loop
+ * as a WebSocket session, so a relay needs no thread of its own. The fd is
+ * made non-blocking and owned from then on. on_data gets what was read;
+ * len 0 means end of file or an error: nothing more will come. on_drain
+ * (may be NULL) runs when everything written was handed to the kernel.
+ * wisp_http_fd_close() closes it (no callback runs after); the owner must
+ * call it, at the latest from the session's on_closed. */
+struct wisp_http_fd;
+struct wisp_http_fd_ops {
+    void (*on_data)(struct wisp_http_fd *f, const void *data, size_t len, void *ctx);
+    void (*on_drain)(struct wisp_http_fd *f, void *ctx);
+};
+struct wisp_http_fd *wisp_http_ws_attach_fd(struct wisp_http_ws *ws, int fd,
+                                            const struct wisp_http_fd_ops *ops, void *ctx);
+/* Queues data (copied). */
+void wisp_http_fd_write(struct wisp_http_fd *f, const void *data, size_t len);
+size_t wisp_http_fd_pending(const struct wisp_http_fd *f);
+void wisp_http_fd_pause(struct wisp_http_fd *f, int paused);
+void wisp_http_fd_close(struct wisp_http_fd *f);
+
 #endif

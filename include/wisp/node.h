@@ -140,4 +140,39 @@ void wisp_node_pod_release_net(struct wisp_node_pod *p);
  * namespace, veth, route and files, releases its address, frees p. */
 void wisp_node_pod_destroy(struct wisp_node_pod *p);
 
+/* A container's environment as its processes get it: PATH, HOME=/root,
+ * HOSTNAME, then its own "K=V" entries. NULL-terminated, from malloc();
+ * free with wisp_node_env_free(). */
+char **wisp_node_container_env(const struct wisp_node_container *c, const char *hostname);
+void wisp_node_env_free(char **env);
+
+/* ---- exec (lib/node/exec.c, docs/internals/EXEC.md) ---- */
+
+/* Where the node agent of node `node`, attached to the Kubernetes API on
+ * 127.0.0.1:api_port, serves exec: /run/wisp/exec/PORT-NODE.sock (NODE
+ * hashed when the path would not fit a socket address). wispd derives the
+ * same path from the cluster's port. Returns 0, or -1 when out is too
+ * small. */
+int wisp_node_exec_socket_path(int api_port, const char *node, char *out, size_t len);
+#define WISP_NODE_EXEC_DIR "/run/wisp/exec"
+
+/* One command to run inside a pod. */
+struct wisp_node_exec_spec {
+    int pidfd;               /* a pidfd of the pod's init: its namespaces are entered */
+    char *const *argv;       /* NULL-terminated, at least one */
+    char *const *env;
+    const char *workdir;     /* NULL: "/" */
+    int tty;                 /* stdin_fd is a pty slave, made the controlling terminal */
+    int stdin_fd, stdout_fd, stderr_fd; /* the command's 0, 1, 2 (open descriptors) */
+};
+/* Starts the command in the pod's network, UTS, IPC, PID and mount
+ * namespaces, in a new session, through a helper process whose exit status
+ * becomes the command's (exit code, or 128 + signal). Returns the helper's
+ * pid once the command was exec'd; SIGKILL to the helper kills the command
+ * too. On failure returns -1 with *err an errno value and why the reason
+ * ("exec: \"x\": executable file not found in $PATH"); *err is ESRCH when
+ * the pod's init is gone. */
+pid_t wisp_node_exec_start(const struct wisp_node_exec_spec *s, int *err, char *why,
+                           size_t whylen);
+
 #endif

@@ -40,6 +40,10 @@ int nl_addr_add(int fd, const char *ifname, uint32_t ip, unsigned prefix);
 int nl_route_add(int fd, uint32_t dst, unsigned prefix, uint32_t gw, const char *ifname,
                  int onlink);
 
+/* A wait status as Kubernetes reports it: the exit code, or 128 + the
+ * signal (pod.c, exec.c). */
+int node_exit_code(int st);
+
 /* ---- shared between net.c and pod.c ---- */
 
 struct wisp_node_pod;

@@ -49,8 +49,9 @@ struct wisp_node_pod {
 };
 
 /* The files bind-mounted over the host's inside the pod. */
+#define POD_CA_BUNDLE "/etc/ssl/certs/ca-certificates.crt"
 static const char *const overlay_targets[] = {"/etc/hosts", "/etc/hostname", "/etc/resolv.conf",
-                                              "/etc/ssl/certs/ca-certificates.crt", "/root"};
+                                              POD_CA_BUNDLE, "/root"};
 static const char *const overlay_sources[] = {"hosts", "hostname", "resolv.conf",
                                               "ca-certificates.crt", "home"};
 #define N_OVERLAY (sizeof(overlay_targets) / sizeof(overlay_targets[0]))
@@ -238,7 +239,7 @@ static pid_t init_spawn(struct init_args *a, size_t i)
     _exit(127);
 }
 
-static int exit_code(int st)
+int node_exit_code(int st)
 {
     if (WIFEXITED(st))
         return WEXITSTATUS(st);
@@ -351,7 +352,7 @@ static void init_main(struct init_args *a)
             for (size_t i = 0; i < a->n; i++) {
                 if (pids[i] != pid)
                     continue;
-                int code = exit_code(st);
+                int code = node_exit_code(st);
                 int again = !terminating && (a->restart == WISP_NODE_RESTART_ALWAYS ||
                                              (a->restart == WISP_NODE_RESTART_ON_FAILURE &&
                                               code != 0));
@@ -452,7 +453,7 @@ static int pod_files(struct wisp_node_pod *p, const struct wisp_node_pod_spec *s
                     "fe00::0\tip6-localnet\nfe00::0\tip6-mcastprefix\n"
                     "fe00::1\tip6-allnodes\nfe00::2\tip6-allrouters\n"
                     "%s\t%s\n"
-                    "169.254.169.254\tmetadata.google.internal metadata\n",
+                    "169.254.169.254\tmetadata.google.internal metadata.google.internal. metadata\n",
                     p->ip_s, hostname);
     for (size_t i = 0; i < sizeof(api_hosts) / sizeof(api_hosts[0]); i++)
         wisp_buf_printf(&b, "%s\t%s\n", n->gw_s, api_hosts[i]);
@@ -589,21 +590,38 @@ static int valid_token(const char *s, size_t max)
     return s[0] != '.';
 }
 
-static char **make_env(const struct wisp_node_container *c, const char *hostname)
+static int env_has(char *const *env, const char *name)
+{
+    size_t len = strlen(name);
+    for (size_t i = 0; env && env[i]; i++)
+        if (strncmp(env[i], name, len) == 0 && env[i][len] == '=')
+            return 1;
+    return 0;
+}
+
+char **wisp_node_container_env(const struct wisp_node_container *c, const char *hostname)
 {
     size_t n = 0, k = 0;
     while (c->env && c->env[n])
         n++;
-    char **env = wisp_xcalloc(n + 4, sizeof(char *));
+    char **env = wisp_xcalloc(n + 6, sizeof(char *));
     env[k++] = wisp_xstrdup("PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin");
     env[k++] = wisp_xstrdup("HOME=/root");
     env[k++] = wisp_xasprintf("HOSTNAME=%s", hostname);
+    /* Python's requests (certifi) and Node carry their own roots and never
+     * read the system bundle; on GKE those roots hold Google's CAs, here the
+     * pod's bundle (host roots + wisp's CA) must be named to them. A
+     * container that sets either keeps its own value. */
+    if (!env_has(c->env, "REQUESTS_CA_BUNDLE"))
+        env[k++] = wisp_xstrdup("REQUESTS_CA_BUNDLE=" POD_CA_BUNDLE);
+    if (!env_has(c->env, "NODE_EXTRA_CA_CERTS"))
+        env[k++] = wisp_xstrdup("NODE_EXTRA_CA_CERTS=" POD_CA_BUNDLE);
     for (size_t i = 0; i < n; i++)
         env[k++] = wisp_xstrdup(c->env[i]);
     return env;
 }
 
-static void free_env(char **env)
+void wisp_node_env_free(char **env)
 {
     for (size_t i = 0; env && env[i]; i++)
         free(env[i]);
@@ -732,7 +750,7 @@ enum wisp_err wisp_node_pod_start(struct wisp_node *n, const struct wisp_node_po
     a->restart = s->restart;
     a->backoff_ms = s->backoff_ms;
     for (size_t i = 0; i < s->n_containers; i++)
-        a->envs[i] = make_env(&s->containers[i], hostname);
+        a->envs[i] = wisp_node_container_env(&s->containers[i], hostname);
 
     /* A raw clone, so that the child is PID 1 of its own PID namespace and
      * still the caller's child (waitpid works, PDEATHSIG ties it to us). */
@@ -760,7 +778,7 @@ out:
     for (size_t i = 0; i < MAX_CONTAINERS; i++) {
         if (a->log_fds[i] >= 0)
             close(a->log_fds[i]);
-        free_env(a->envs[i]);
+        wisp_node_env_free(a->envs[i]);
     }
     if (a->devnull >= 0)
         close(a->devnull);
@@ -855,7 +873,7 @@ int wisp_node_pod_reap(struct wisp_node_pod *p, int block, int *status)
         r = waitpid(p->pid, &st, block ? 0 : WNOHANG);
     while (r < 0 && errno == EINTR);
     if (r == p->pid || (r < 0 && errno == ECHILD)) {
-        p->status = r == p->pid ? exit_code(st) : 255;
+        p->status = r == p->pid ? node_exit_code(st) : 255;
         p->pid = 0;
         if (status)
             *status = p->status;

@@ -365,6 +365,9 @@ static void start_pod(struct agent *a, struct apod *p, const char *token)
                                             .workdir = jstr(cj, "workingDir")};
     }
     enum wisp_err err = wisp_node_pod_start(a->node, &s, &p->sb, why, sizeof(why));
+    if (err == WISP_OK)
+        exec_pod_add(p->uid, p->ns, p->name, s.hostname ? s.hostname : p->name,
+                     wisp_node_pod_pid(p->sb), c, p->n_c);
     for (size_t i = 0; i < p->n_c; i++) {
         strv_free((char **)c[i].argv);
         strv_free((char **)c[i].env);
@@ -428,6 +431,7 @@ static void forget(struct agent *a, struct apod *p)
         pp = &(*pp)->next;
     if (*pp)
         *pp = p->next;
+    exec_pod_remove(p->uid);
     if (p->sb)
         wisp_node_pod_destroy(p->sb);
     apod_free(p);
@@ -639,6 +643,7 @@ static void reap_all(struct agent *a)
             memcpy(c->finished_at, t, 32);
         }
         p->done = 1;
+        exec_pod_remove(p->uid);
         if (p->deleting) {
             finish_delete(a, p);
             continue;
@@ -720,6 +725,7 @@ int agent_run(const struct agent_config *cfg, struct kube *k)
     k->ctx = &a;
     wisp_log_info("node", "node %s up: %s in %s, pods from %s", cfg->node, wisp_node_ip(a.node),
                   cfg->fabric, cfg->pod_cidr);
+    exec_start(k->api, cfg->node);
     int64_t next_list = 0;
     while (!stop) {
         if (!k->watch && now_ms() >= next_list) {
@@ -766,6 +772,7 @@ int agent_run(const struct agent_config *cfg, struct kube *k)
         sweep_gone(&a);
     }
     kube_watch_stop(k);
+    exec_stop();
     shutdown_pods(&a);
     wisp_node_down(a.node);
     rc = 0;

@@ -50,4 +50,16 @@ struct agent_config {
 /* Runs until SIGTERM or SIGINT; returns the exit code. */
 int agent_run(const struct agent_config *cfg, struct kube *k);
 
+/* ---- exec (exec.c, docs/internals/EXEC.md) ---- */
+/* Serves exec sessions on wisp_node_exec_socket_path(port of api, node)
+ * from a thread of its own; 0, or -1 (logged) when the socket cannot be
+ * made. exec_stop() ends every session and removes the socket. */
+int exec_start(const char *api, const char *node);
+void exec_stop(void);
+/* The agent says which pods run here: pid is the pod's init; c are its
+ * containers (their env and workingDir are copied). */
+void exec_pod_add(const char *uid, const char *ns, const char *name, const char *hostname,
+                  pid_t pid, const struct wisp_node_container *c, size_t n);
+void exec_pod_remove(const char *uid);
+
 #endif

@@ -34,10 +34,23 @@ wisp_cleanup() {
 }
 trap wisp_cleanup EXIT
 
-wisp_start() { # wisp_start PROJECT
-    "$WISP_BIN/wisp" up --state "$T_STATE" --project "$1" || {
+wisp_start() { # wisp_start PROJECT [wisp up options...]
+    local p=$1; shift
+    "$WISP_BIN/wisp" up --state "$T_STATE" --project "$p" "$@" > /dev/null || {
         echo "wisp up failed:"; cat "$T_STATE/wispd.log"; exit 1; }
     eval "$("$WISP_BIN/wisp" env --state "$T_STATE")"
+}
+
+# node_inputs: after get-credentials, what a hand-started wisp-node needs
+# of its cluster: KAPI, NODE, CIDR, $T_STATE/cluster-ca.pem and
+# $T_STATE/owner.token.
+node_inputs() {
+    KAPI=$(kubectl config view --raw -o jsonpath='{.clusters[0].cluster.server}')
+    kubectl config view --raw -o jsonpath='{.clusters[0].cluster.certificate-authority-data}' |
+        base64 -d > "$T_STATE/cluster-ca.pem"
+    gcloud auth print-access-token > "$T_STATE/owner.token"
+    NODE=$(kubectl get nodes -o jsonpath='{.items[0].metadata.name}')
+    CIDR=$(kubectl get node "$NODE" -o jsonpath='{.spec.podCIDR}')
 }
 
 wispd_pid() {

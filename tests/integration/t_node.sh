@@ -42,12 +42,7 @@ check "create a cluster with a workload pool" \
     gcloud container clusters create c1 --location=$L --workload-pool=$P.svc.id.goog \
     --num-nodes=1 --quiet
 check "get-credentials" gcloud container clusters get-credentials c1 --location=$L
-KAPI=$(kubectl config view --raw -o jsonpath='{.clusters[0].cluster.server}')
-kubectl config view --raw -o jsonpath='{.clusters[0].cluster.certificate-authority-data}' |
-    base64 -d > "$T_STATE/cluster-ca.pem"
-gcloud auth print-access-token > "$T_STATE/owner.token"
-NODE=$(kubectl get nodes -o jsonpath='{.items[0].metadata.name}')
-CIDR=$(kubectl get node "$NODE" -o jsonpath='{.spec.podCIDR}')
+node_inputs
 NET=${CIDR%.0/24}
 check "the node has a /24 pod range" test -n "$NODE" -a "$NET.0/24" = "$CIDR"
 if [ "$T_FAIL" -gt 0 ]; then echo "the cluster's Kubernetes API is not usable; stopping"; wisp_done; exit 1; fi

@@ -333,8 +333,103 @@ static void h_stream(struct wisp_http_req *req, void *ctx)
     wisp_http_stream_write(s, "start\n", 6);
 }
 
+/* ---- WebSocket handlers ---------------------------------------------------------- */
+
+/* /ws: echoes every message; the text message "bye" starts the close
+ * handshake with 1000. /ws-relay: a socketpair end is attached to the loop;
+ * messages go into it, what the test writes to the other end (relay_peer)
+ * comes back as binary messages, and its EOF closes the session. */
+static atomic_int ws_closed;
+static atomic_int relay_peer = -1;
+static const char *const ws_protocols[] = {"v5.channel.k8s.io", "v4.channel.k8s.io", NULL};
+
+static void ws_echo_msg(struct wisp_http_ws *ws, int binary, const void *data, size_t len,
+                        void *ctx)
+{
+    (void)ctx;
+    if (!binary && len == 3 && memcmp(data, "bye", 3) == 0) {
+        wisp_http_ws_close(ws, 1000);
+        return;
+    }
+    wisp_http_ws_send(ws, binary, data, len);
+}
+
+static void ws_echo_closed(void *ctx)
+{
+    (void)ctx;
+    atomic_fetch_add(&ws_closed, 1);
+}
+
+static void h_ws(struct wisp_http_req *req, void *ctx)
+{
+    static const struct wisp_http_ws_ops ops = {.on_message = ws_echo_msg,
+                                                .on_closed = ws_echo_closed};
+    (void)ctx;
+    if (!wisp_http_ws_check(req, ws_protocols, NULL)) {
+        respond_text(req, 200, "not a websocket");
+        return;
+    }
+    struct wisp_http_ws *ws = wisp_http_ws_accept(req, ws_protocols, &ops, NULL);
+    assert_non_null(ws);
+    assert_string_equal(wisp_http_ws_protocol(ws), "v5.channel.k8s.io");
+}
+
+struct relay {
+    struct wisp_http_ws *ws;
+    struct wisp_http_fd *fd;
+};
+
+static void relay_msg(struct wisp_http_ws *ws, int binary, const void *data, size_t len,
+                      void *ctx)
+{
+    struct relay *r = ctx;
+    (void)ws;
+    (void)binary;
+    wisp_http_fd_write(r->fd, data, len);
+}
+
+static void relay_closed(void *ctx)
+{
+    struct relay *r = ctx;
+    wisp_http_fd_close(r->fd);
+    free(r);
+    atomic_fetch_add(&ws_closed, 1);
+}
+
+static void relay_data(struct wisp_http_fd *f, const void *data, size_t len, void *ctx)
+{
+    struct relay *r = ctx;
+    (void)f;
+    if (len == 0)
+        wisp_http_ws_close(r->ws, 1000);
+    else
+        wisp_http_ws_send(r->ws, 1, data, len);
+}
+
+static void h_ws_relay(struct wisp_http_req *req, void *ctx)
+{
+    static const struct wisp_http_ws_ops ops = {.on_message = relay_msg,
+                                                .on_closed = relay_closed};
+    static const struct wisp_http_fd_ops fops = {.on_data = relay_data};
+    struct relay *r = wisp_xcalloc(1, sizeof(*r));
+    int sp[2];
+    (void)ctx;
+    assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sp), 0);
+    r->ws = wisp_http_ws_accept(req, NULL, &ops, r);
+    if (!r->ws) {
+        close(sp[0]);
+        close(sp[1]);
+        free(r);
+        return;
+    }
+    r->fd = wisp_http_ws_attach_fd(r->ws, sp[0], &fops, r);
+    atomic_store(&relay_peer, sp[1]);
+}
+
 static void add_routes(struct wisp_http_server *srv)
 {
+    wisp_http_route(srv, NULL, NULL, "/ws-relay", h_ws_relay, NULL);
+    wisp_http_route(srv, NULL, NULL, "/ws", h_ws, NULL);
     wisp_http_route(srv, NULL, "GET", "/stream", h_stream, NULL);
     wisp_http_route(srv, "googleapis.com", NULL, "/storage/", h_info, "A");
     wisp_http_route(srv, "metadata.google.internal", "GET", "/computeMetadata/", h_query, NULL);
@@ -963,6 +1058,238 @@ static void test_stream(void **state)
     assert_int_equal(atomic_load(&streams_closed), before + 2);
 }
 
+/* ---- WebSocket -------------------------------------------------------------------- */
+
+#define WS_KEY "dGhlIHNhbXBsZSBub25jZQ==" /* RFC 6455's example: accept s3pPLMBiTxaQ9kYGzzhZRbK+xOo= */
+
+static int ws_open(struct conn *c, int port, const char *path, const char *protocols,
+                   struct resp *r)
+{
+    char rq[512];
+    snprintf(rq, sizeof(rq),
+             "GET %s HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n"
+             "Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: " WS_KEY "\r\n%s%s%s\r\n",
+             path, protocols ? "Sec-WebSocket-Protocol: " : "", protocols ? protocols : "",
+             protocols ? "\r\n" : "");
+    conn_open(c, port);
+    conn_send(c, rq, strlen(rq));
+    assert_int_equal(conn_read(c, r), 1);
+    return r->status;
+}
+
+/* A client frame: FIN, opcode, masked as RFC 6455 requires of clients. */
+static void ws_frame(struct conn *c, int opcode, const void *data, size_t len)
+{
+    unsigned char f[16 + 70000];
+    const unsigned char mask[4] = {0x37, 0xfa, 0x21, 0x3d};
+    size_t n = 0;
+    assert_true(len < 70000);
+    f[n++] = (unsigned char)(0x80 | opcode);
+    if (len < 126) {
+        f[n++] = (unsigned char)(0x80 | len);
+    } else {
+        f[n++] = 0x80 | 126;
+        f[n++] = (unsigned char)(len >> 8);
+        f[n++] = (unsigned char)len;
+    }
+    memcpy(f + n, mask, 4);
+    n += 4;
+    for (size_t i = 0; i < len; i++)
+        f[n + i] = ((const unsigned char *)data)[i] ^ mask[i % 4];
+    conn_send(c, (const char *)f, n + len);
+}
+
+/* Reads one unmasked server frame; returns its opcode, or -1 on EOF. */
+static int ws_read(struct conn *c, char *out, size_t cap, size_t *len)
+{
+    for (;;) {
+        const unsigned char *b = (const unsigned char *)c->buf;
+        if (c->len >= 2) {
+            size_t hl = 2, pl = b[1] & 0x7f;
+            assert_int_equal(b[1] & 0x80, 0); /* servers never mask */
+            if (pl == 126) {
+                hl = 4;
+                pl = c->len >= 4 ? ((size_t)b[2] << 8 | b[3]) : 0;
+            }
+            assert_true(pl != 127);
+            if (c->len >= hl && c->len >= hl + pl) {
+                int op = b[0] & 0x0f;
+                assert_true(pl <= cap);
+                memcpy(out, c->buf + hl, pl);
+                *len = pl;
+                memmove(c->buf, c->buf + hl + pl, c->len - hl - pl);
+                c->len -= hl + pl;
+                return op;
+            }
+        }
+        if (conn_fill(c) == 0)
+            return -1;
+    }
+}
+
+static void wait_ws_closed(int want)
+{
+    for (int i = 0; i < 400 && atomic_load(&ws_closed) < want; i++)
+        usleep(5000);
+    assert_int_equal(atomic_load(&ws_closed), want);
+}
+
+/* The handshake as kubectl sends it: 101 with the accept key and the
+ * subprotocol echoed (kubectl falls back to SPDY without it); a binary
+ * frame echoed; a ping answered; our close answered and the socket closed;
+ * the session's on_closed runs once. */
+static void test_ws_echo_and_close(void **state)
+{
+    struct fixture *f = *state;
+    struct conn *c = wisp_xmalloc(sizeof(*c));
+    struct resp r;
+    char buf[70000];
+    size_t len;
+    int before = atomic_load(&ws_closed);
+
+    assert_int_equal(ws_open(c, f->port, "/ws", "v5.channel.k8s.io", &r), 101);
+    assert_non_null(strcasestr(r.head, "\r\nupgrade: websocket\r\n"));
+    assert_non_null(strcasestr(r.head, "\r\nconnection: upgrade\r\n"));
+    assert_non_null(strcasestr(r.head, "\r\nsec-websocket-accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n"));
+    assert_non_null(strcasestr(r.head, "\r\nsec-websocket-protocol: v5.channel.k8s.io\r\n"));
+    assert_null(strcasestr(r.head, "content-length"));
+
+    ws_frame(c, 2, "\x00hi\n", 4);
+    assert_int_equal(ws_read(c, buf, sizeof(buf), &len), 2);
+    assert_int_equal(len, 4);
+    assert_memory_equal(buf, "\x00hi\n", 4);
+
+    /* a message past 125 and 65535 is framed with the longer lengths */
+    memset(buf, 'x', 60000);
+    ws_frame(c, 2, buf, 60000);
+    memset(buf, 0, 60000);
+    assert_int_equal(ws_read(c, buf, sizeof(buf), &len), 2);
+    assert_int_equal(len, 60000);
+    assert_int_equal(buf[0], 'x');
+    assert_int_equal(buf[59999], 'x');
+
+    ws_frame(c, 9, "p", 1); /* ping */
+    assert_int_equal(ws_read(c, buf, sizeof(buf), &len), 10);
+    assert_int_equal(len, 1);
+
+    ws_frame(c, 8, "\x03\xe8", 2); /* close 1000 */
+    assert_int_equal(ws_read(c, buf, sizeof(buf), &len), 8);
+    assert_true(len >= 2);
+    assert_int_equal(((unsigned char)buf[0] << 8) | (unsigned char)buf[1], 1000);
+    assert_int_equal(ws_read(c, buf, sizeof(buf), &len), -1); /* then EOF */
+    conn_close(c);
+    wait_ws_closed(before + 1);
+
+    /* the server starts the close: its frame comes after the queued ones */
+    assert_int_equal(ws_open(c, f->port, "/ws", "v4.channel.k8s.io, v5.channel.k8s.io", &r),
+                     101);
+    assert_non_null(strcasestr(r.head, "\r\nsec-websocket-protocol: v5.channel.k8s.io\r\n"));
+    /* 2.4 MB of echoes are still queued when "bye" arrives: every one
+     * must go out before the close frame (wslay would send it first) */
+    memset(buf, 'y', 60000);
+    for (int i = 0; i < 40; i++)
+        ws_frame(c, 2, buf, 60000);
+    ws_frame(c, 1, "one", 3);
+    ws_frame(c, 1, "bye", 3);
+    for (int i = 0; i < 40; i++) {
+        buf[0] = 0;
+        assert_int_equal(ws_read(c, buf, sizeof(buf), &len), 2);
+        assert_int_equal(len, 60000);
+        assert_int_equal(buf[0], 'y');
+    }
+    assert_int_equal(ws_read(c, buf, sizeof(buf), &len), 1);
+    assert_memory_equal(buf, "one", 3);
+    assert_int_equal(ws_read(c, buf, sizeof(buf), &len), 8);
+    assert_int_equal(((unsigned char)buf[0] << 8) | (unsigned char)buf[1], 1000);
+    ws_frame(c, 8, "\x03\xe8", 2);
+    assert_int_equal(ws_read(c, buf, sizeof(buf), &len), -1);
+    conn_close(c);
+    wait_ws_closed(before + 2);
+
+    /* a client that just vanishes ends the session too */
+    assert_int_equal(ws_open(c, f->port, "/ws", "v5.channel.k8s.io", &r), 101);
+    conn_close(c);
+    wait_ws_closed(before + 3);
+    free(c);
+}
+
+/* Not an upgrade, or no acceptable subprotocol: an ordinary answer, and
+ * the connection stays an HTTP one. */
+static void test_ws_refused(void **state)
+{
+    struct fixture *f = *state;
+    struct conn *c = wisp_xmalloc(sizeof(*c));
+    struct resp r;
+
+    assert_int_equal(raws(f->port, "GET /ws HTTP/1.1\r\nHost: x\r\n\r\n", &r, NULL), 200);
+    assert_string_equal(r.body, "not a websocket");
+    assert_int_equal(ws_open(c, f->port, "/ws", "v3.channel.k8s.io", &r), 200);
+    conn_close(c);
+    assert_int_equal(ws_open(c, f->port, "/ws", NULL, &r), 200);
+    conn_close(c);
+    /* a bad key, and a wrong version */
+    assert_int_equal(raws(f->port,
+                          "GET /ws-relay HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\n"
+                          "Upgrade: websocket\r\nSec-WebSocket-Version: 13\r\n"
+                          "Sec-WebSocket-Key: short\r\n\r\n",
+                          &r, NULL),
+                     400);
+    assert_int_equal(raws(f->port,
+                          "GET /ws-relay HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\n"
+                          "Upgrade: websocket\r\nSec-WebSocket-Version: 8\r\n"
+                          "Sec-WebSocket-Key: " WS_KEY "\r\n\r\n",
+                          &r, NULL),
+                     400);
+    /* keep-alive survives a plain request to a WebSocket route */
+    conn_open(c, f->port);
+    conn_send(c, "GET /ws HTTP/1.1\r\nHost: x\r\n\r\nGET /ws HTTP/1.1\r\nHost: x\r\n\r\n", 58);
+    assert_int_equal(conn_read(c, &r), 1);
+    assert_int_equal(conn_read(c, &r), 1);
+    assert_string_equal(r.body, "not a websocket");
+    conn_close(c);
+    free(c);
+}
+
+/* A descriptor on the worker loop: messages reach it, what it yields comes
+ * back as messages, and its EOF closes the session with 1000. */
+static void test_ws_relay_fd(void **state)
+{
+    struct fixture *f = *state;
+    struct conn *c = wisp_xmalloc(sizeof(*c));
+    struct resp r;
+    char buf[70000];
+    size_t len;
+    int before = atomic_load(&ws_closed), peer;
+
+    atomic_store(&relay_peer, -1);
+    assert_int_equal(ws_open(c, f->port, "/ws-relay", NULL, &r), 101);
+    assert_null(strcasestr(r.head, "sec-websocket-protocol"));
+    for (int i = 0; i < 400 && atomic_load(&relay_peer) < 0; i++)
+        usleep(5000);
+    peer = atomic_load(&relay_peer);
+    assert_true(peer >= 0);
+    ws_frame(c, 2, "to the node", 11);
+    ssize_t got = 0;
+    while (got < 11) {
+        ssize_t n = read(peer, buf + got, sizeof(buf) - (size_t)got);
+        assert_true(n > 0);
+        got += n;
+    }
+    assert_memory_equal(buf, "to the node", 11);
+    assert_int_equal(write(peer, "from the node", 13), 13);
+    assert_int_equal(ws_read(c, buf, sizeof(buf), &len), 2);
+    assert_int_equal(len, 13);
+    assert_memory_equal(buf, "from the node", 13);
+    close(peer); /* EOF: the server closes with 1000 */
+    assert_int_equal(ws_read(c, buf, sizeof(buf), &len), 8);
+    assert_int_equal(((unsigned char)buf[0] << 8) | (unsigned char)buf[1], 1000);
+    ws_frame(c, 8, "\x03\xe8", 2);
+    assert_int_equal(ws_read(c, buf, sizeof(buf), &len), -1);
+    conn_close(c);
+    wait_ws_closed(before + 1);
+    free(c);
+}
+
 /* ---- server lifecycle ---------------------------------------------------------- */
 
 static void test_stop_with_idle_connections(void **state)
@@ -1153,6 +1480,9 @@ int main(void)
         cmocka_unit_test(test_tls_listener),
         cmocka_unit_test(test_listen_while_running),
         cmocka_unit_test(test_stream),
+        cmocka_unit_test(test_ws_echo_and_close),
+        cmocka_unit_test(test_ws_refused),
+        cmocka_unit_test(test_ws_relay_fd),
     };
     const struct CMUnitTest lifecycle[] = {
         cmocka_unit_test(test_stop_with_idle_connections),

@@ -94,4 +94,8 @@ void kube_watch(struct kube_req *k, const struct kube_res *res, const char *ns,
 /* ---- TokenRequest (token.c) ---- */
 void kube_token_request(struct kube_req *k, const char *ns, const char *sa);
 
+/* ---- exec (exec.c, docs/internals/EXEC.md) ---- */
+/* GET|POST …/pods/NAME/exec: a WebSocket relayed to the node agent. */
+void kube_exec(struct kube_req *k, const char *ns, const char *name);
+
 #endif

@@ -279,6 +279,10 @@ static void route(struct kube_req *k)
         kube_token_request(k, ns, name);
         return;
     }
+    if (ns && name && sub && !strcmp(res->plural, "pods") && !strcmp(sub, "exec")) {
+        kube_exec(k, ns, name);
+        return;
+    }
     kube_objects(k, res, ns, name, sub);
 }
 
