@@ -15,9 +15,7 @@ fi
 
 P=wisp-it-seed
 L=us-central1
-"$WISP_BIN/wisp" up --state "$T_STATE" --project $P --nodes > /dev/null || {
-    echo "wisp up failed:"; cat "$T_STATE/wispd.log"; exit 1; }
-eval "$("$WISP_BIN/wisp" env --state "$T_STATE")"
+wisp_start $P --nodes
 NUM=$(gcloud projects describe $P --format='value(projectNumber)')
 POOL=$P.svc.id.goog
 PRINCIPAL=principal://iam.googleapis.com/projects/$NUM/locations/global/workloadIdentityPools/$POOL
