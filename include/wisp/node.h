@@ -156,6 +156,19 @@ void wisp_node_env_free(char **env);
 int wisp_node_exec_socket_path(int api_port, const char *node, char *out, size_t len);
 #define WISP_NODE_EXEC_DIR "/run/wisp/exec"
 
+/* The relay's records, both ways (after the header line):
+ * [u8 channel][u32 big-endian payload length][payload].
+ * wisp_node_exec_record_head writes the 5-byte head of a payload of len.
+ * wisp_node_exec_record_next reads the record at the start of buf[0..len):
+ * returns its whole size (5 + payload) with *ch, *payload and *plen set;
+ * 0 when buf does not yet hold all of it; -1 when the head declares more
+ * than WISP_NODE_EXEC_RECORD_MAX payload bytes (the peer is broken: drop
+ * the session rather than buffer it). */
+#define WISP_NODE_EXEC_RECORD_MAX (1u << 20)
+void wisp_node_exec_record_head(unsigned char h[5], unsigned ch, size_t len);
+long wisp_node_exec_record_next(const void *buf, size_t len, unsigned *ch,
+                                const unsigned char **payload, size_t *plen);
+
 /* One command to run inside a pod. */
 struct wisp_node_exec_spec {
     int pidfd;               /* a pidfd of the pod's init: its namespaces are entered */

@@ -32,6 +32,32 @@ int wisp_node_exec_socket_path(int api_port, const char *node, char *out, size_t
     return n >= 0 && (size_t)n < len ? 0 : -1;
 }
 
+void wisp_node_exec_record_head(unsigned char h[5], unsigned ch, size_t len)
+{
+    h[0] = (unsigned char)ch;
+    h[1] = (unsigned char)(len >> 24);
+    h[2] = (unsigned char)(len >> 16);
+    h[3] = (unsigned char)(len >> 8);
+    h[4] = (unsigned char)len;
+}
+
+long wisp_node_exec_record_next(const void *buf, size_t len, unsigned *ch,
+                                const unsigned char **payload, size_t *plen)
+{
+    const unsigned char *b = buf;
+    if (len < 5)
+        return 0;
+    size_t n = (size_t)b[1] << 24 | (size_t)b[2] << 16 | (size_t)b[3] << 8 | b[4];
+    if (n > WISP_NODE_EXEC_RECORD_MAX)
+        return -1;
+    if (len - 5 < n)
+        return 0;
+    *ch = b[0];
+    *payload = b + 5;
+    *plen = n;
+    return (long)(5 + n);
+}
+
 /* What a failed step tells the caller through the report pipe. */
 struct exec_report {
     int stage; /* 1 setns, 2 fork, 3 chdir, 4 exec */

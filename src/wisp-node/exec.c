@@ -33,7 +33,7 @@
 
 #define MAX_SESSIONS 64
 #define MAX_HEADER 65536
-#define MAX_RECORD (1u << 20)
+
 #define HIGH_WATER (1u << 20)   /* buffered bytes before a side stops reading */
 #define DRAIN_MS 2000           /* output still awaited after the command ended, since the
                                    last byte (a background child may hold the pipe) */
@@ -148,9 +148,8 @@ void exec_pod_remove(const char *uid)
 
 static void put_record(struct sess *s, int ch, const void *data, size_t len)
 {
-    unsigned char h[5] = {(unsigned char)ch, (unsigned char)(len >> 24),
-                          (unsigned char)(len >> 16), (unsigned char)(len >> 8),
-                          (unsigned char)len};
+    unsigned char h[5];
+    wisp_node_exec_record_head(h, (unsigned)ch, len);
     wisp_buf_append(&s->to_conn, h, 5);
     wisp_buf_append(&s->to_conn, data, len);
 }
@@ -374,17 +373,17 @@ static void parse_rx(struct sess *s)
         start(s, s->rx.data);
         consume(&s->rx, (size_t)(nl + 1 - s->rx.data));
     }
-    while (s->rx.len >= 5) {
-        const unsigned char *b = (const unsigned char *)s->rx.data;
-        uint32_t len = (uint32_t)b[1] << 24 | (uint32_t)b[2] << 16 | (uint32_t)b[3] << 8 | b[4];
-        if (len > MAX_RECORD) {
+    for (;;) {
+        unsigned ch;
+        const unsigned char *ud;
+        size_t len;
+        long whole = wisp_node_exec_record_next(s->rx.data, s->rx.len, &ch, &ud, &len);
+        if (whole < 0)
             s->conn_eof = 1;
+        if (whole <= 0)
             return;
-        }
-        if (s->rx.len < 5 + (size_t)len)
-            return;
-        const char *d = s->rx.data + 5;
-        switch (b[0]) {
+        const char *d = (const char *)ud;
+        switch (ch) {
         case CH_STDIN:
             if (s->in_w >= 0 && !s->stdin_closing)
                 wisp_buf_append(&s->to_in, d, len);
@@ -400,7 +399,7 @@ static void parse_rx(struct sess *s)
         default:
             break;
         }
-        consume(&s->rx, 5 + (size_t)len);
+        consume(&s->rx, (size_t)whole);
     }
 }
 
@@ -515,7 +514,7 @@ static void accept_one(void)
             struct sess *s = wisp_xcalloc(1, sizeof(*s));
             s->conn = fd;
             s->in_w = s->out_r = s->err_r = s->pidfd = -1;
-            wisp_buf_init(&s->rx, MAX_HEADER + MAX_RECORD + 65536);
+            wisp_buf_init(&s->rx, MAX_HEADER + WISP_NODE_EXEC_RECORD_MAX + 65536);
             wisp_buf_init(&s->to_conn, 64u << 20);
             wisp_buf_init(&s->to_in, 64u << 20);
             ex.s[i] = s;

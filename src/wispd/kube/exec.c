@@ -23,7 +23,10 @@
 
 #define NODE_TIMEOUT_S 5          /* connect and answer from the node agent */
 #define MAX_ANSWER 4096
-#define RX_MAX ((1u << 20) + 5) /* one whole record: the node sends at most 32 KiB */
+#define RX_MAX (WISP_NODE_EXEC_RECORD_MAX + 5) /* one whole record; the node sends at most 32 KiB */
+#define TOO_LARGE                                                                           \
+    "{\"metadata\":{},\"status\":\"Failure\",\"message\":\"Internal error occurred: a record " \
+    "from the node agent is too large\",\"reason\":\"InternalError\",\"code\":500}"
 #define HIGH_WATER (1u << 20)     /* bytes queued on one side before the other waits */
 #define CH_STATUS 3
 
@@ -44,8 +47,8 @@ struct relay {
 
 static void to_node(struct relay *r, unsigned char ch, const void *data, size_t len)
 {
-    unsigned char h[5] = {ch, (unsigned char)(len >> 24), (unsigned char)(len >> 16),
-                          (unsigned char)(len >> 8), (unsigned char)len};
+    unsigned char h[5];
+    wisp_node_exec_record_head(h, ch, len);
     wisp_http_fd_write(r->node, h, 5);
     wisp_http_fd_write(r->node, data, len);
 }
@@ -105,19 +108,25 @@ static void on_client_closed(void *ctx)
 static void parse_node(struct relay *r)
 {
     size_t off = 0;
-    while (!r->status_sent && r->rx.len - off >= 5) {
-        const unsigned char *b = (const unsigned char *)r->rx.data + off;
-        size_t n = (size_t)b[1] << 24 | (size_t)b[2] << 16 | (size_t)b[3] << 8 | b[4];
-        if (r->rx.len - off < 5 + n)
+    while (!r->status_sent) {
+        unsigned ch;
+        const unsigned char *d;
+        size_t n;
+        long whole = wisp_node_exec_record_next(r->rx.data + off, r->rx.len - off, &ch, &d, &n);
+        if (whole < 0) {
+            finish(r, TOO_LARGE);
+            return;
+        }
+        if (whole == 0)
             break;
-        if (b[0] == 1 || b[0] == 2) {
-            to_client(r, b[0], b + 5, n);
-        } else if (b[0] == CH_STATUS) {
-            char *st = wisp_xstrndup((const char *)b + 5, n);
+        if (ch == 1 || ch == 2) {
+            to_client(r, (unsigned char)ch, d, n);
+        } else if (ch == CH_STATUS) {
+            char *st = wisp_xstrndup((const char *)d, n);
             finish(r, st);
             free(st);
         }
-        off += 5 + n;
+        off += (size_t)whole;
     }
     memmove(r->rx.data, r->rx.data + off, r->rx.len - off);
     r->rx.len -= off;
@@ -137,9 +146,7 @@ static void on_node(struct wisp_http_fd *f, const void *data, size_t len, void *
     while (len && !r->status_sent) {
         size_t take = RX_MAX - r->rx.len < len ? RX_MAX - r->rx.len : len;
         if (take == 0) {
-            finish(r, "{\"metadata\":{},\"status\":\"Failure\",\"message\":\"Internal error "
-                      "occurred: a record from the node agent is too large\",\"reason\":"
-                      "\"InternalError\",\"code\":500}");
+            finish(r, TOO_LARGE);
             return;
         }
         wisp_buf_append(&r->rx, p, take);
