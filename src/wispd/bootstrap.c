@@ -168,8 +168,14 @@ static int ensure_org(struct wisp_txn *txn)
     char id[24], name[48];
     snprintf(id, sizeof(id), "%llu", (unsigned long long)(100000000000ULL + v % 900000000000ULL));
     snprintf(name, sizeof(name), "organizations/%s", id);
-    json_t *org = json_pack("{s:s, s:s, s:s}", "name", name, "displayName", "wisp.local",
-                            "lifecycleState", "ACTIVE");
+    char created[32], customer[16];
+    time_t now = time(NULL);
+    struct tm tm;
+    strftime(created, sizeof(created), "%Y-%m-%dT%H:%M:%S.000Z", gmtime_r(&now, &tm));
+    snprintf(customer, sizeof(customer), "C0%07llx", (unsigned long long)(v & 0xfffffff));
+    json_t *org = json_pack("{s:s, s:s, s:{s:s}, s:s, s:s}", "name", name, "displayName",
+                            "wisp.local", "owner", "directoryCustomerId", customer,
+                            "creationTime", created, "lifecycleState", "ACTIVE");
     meta = json_pack("{s:s}", "id", id);
     int rc = wispd_put_json(txn, "organization", id, org, 0, NULL) == WISP_OK &&
                      wispd_put_json(txn, "meta", "organization", meta, 0, NULL) == WISP_OK
@@ -180,9 +186,10 @@ static int ensure_org(struct wisp_txn *txn)
     return rc;
 }
 
-/* The first project's owner administers the organization's policies, as the
- * creator of a Google organization can: it gets roles/orgpolicy.policyAdmin
- * there, once, when the organization has no IAM policy yet (org-level
+/* The first project's owner administers the organization, as the creator of
+ * a Google organization does: it gets roles/orgpolicy.policyAdmin and
+ * roles/resourcemanager.organizationAdmin there, once, when the organization
+ * has no IAM policy yet (`gcloud organizations list`, org-level
  * `gcloud resource-manager org-policies ... --organization`). */
 static int ensure_org_admin(struct wisp_txn *txn, const char *owner)
 {
@@ -197,8 +204,9 @@ static int ensure_org_admin(struct wisp_txn *txn, const char *owner)
         rc = 0;
         goto out;
     }
-    pol = json_pack("{s:[{s:s, s:[s]}]}", "bindings", "role", "roles/orgpolicy.policyAdmin",
-                    "members", owner);
+    pol = json_pack("{s:[{s:s, s:[s]}, {s:s, s:[s]}]}", "bindings", "role",
+                    "roles/orgpolicy.policyAdmin", "members", owner, "role",
+                    "roles/resourcemanager.organizationAdmin", "members", owner);
     if (wispd_put_json(txn, "iampolicy", name, pol, 0, NULL) == WISP_OK &&
         wispd_member_refs_update(txn, name, NULL, pol) == WISP_OK)
         rc = 0;

@@ -164,6 +164,13 @@ enum wisp_err wispd_project_create(struct wisp_txn *txn, const char *id, const c
 typedef void (*wispd_api_fn)(struct wisp_http_req *req, const char *path);
 
 void wispd_crm(struct wisp_http_req *req, const char *path);
+/* Inside CRM (crm.c, crm_org.c): getIamPolicy, setIamPolicy or
+ * testIamPermissions (verb) on r, the body read here; the organization's
+ * methods (path /v1/organizations...); projects/ID:getAncestry. */
+void wispd_crm_iam(struct wisp_http_req *req, const struct wispd_caller *c,
+                   const struct wispd_iam_resource *r, const char *verb);
+void wispd_crm_organizations(struct wisp_http_req *req, const char *path);
+void wispd_crm_ancestry(struct wisp_http_req *req, const char *id);
 void wispd_serviceusage(struct wisp_http_req *req, const char *path);
 void wispd_oauth2(struct wisp_http_req *req, const char *path);
 void wispd_storage(struct wisp_http_req *req, const char *path);  /* full path: /storage/v1/… */

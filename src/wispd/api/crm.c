@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* Cloud Resource Manager v1: projects (create, get, list), their IAM allow
  * policies (get, set with etag compare-and-set, test) and the operations
- * project creation returns. */
+ * project creation returns. The organization is in crm_org.c. */
 #include <openssl/rand.h>
 #include <stdio.h>
 #include <string.h>
@@ -315,20 +315,37 @@ out:
     wispd_caller_free(c);
 }
 
+void wispd_crm_iam(struct wisp_http_req *req, const struct wispd_caller *c,
+                   const struct wispd_iam_resource *r, const char *verb)
+{
+    const struct wisp_jfield *schema = strcmp(verb, "getIamPolicy") == 0   ? wispd_iam_get_policy_fields
+                                       : strcmp(verb, "setIamPolicy") == 0 ? wispd_iam_set_policy_fields
+                                                                           : wispd_iam_test_fields;
+    json_t *body = wisp_api_body(req, schema);
+    if (!body)
+        return;
+    if (strcmp(verb, "getIamPolicy") == 0) {
+        json_t *v = json_object_get(json_object_get(body, "options"), "requestedPolicyVersion");
+        wispd_iam_get_policy(req, c, r, v ? (int)json_integer_value(v) : 0);
+    } else if (strcmp(verb, "setIamPolicy") == 0) {
+        json_t *policy = json_object_get(body, "policy");
+        if (policy)
+            wispd_iam_set_policy(req, c, r, policy);
+        else
+            wisp_api_error(req, 400, NULL, "Invalid JSON payload: 'policy' is required.");
+    } else {
+        wispd_iam_test_permissions(req, c, r, json_object_get(body, "permissions"));
+    }
+    json_decref(body);
+}
+
 static void project_iam(struct wisp_http_req *req, const char *id, const char *verb)
 {
     struct wispd_caller *c = wispd_authenticate(req);
     struct wisp_txn *txn = NULL;
-    json_t *body = NULL;
     char *pid = NULL;
     if (!c)
         return;
-    const struct wisp_jfield *schema = strcmp(verb, "getIamPolicy") == 0   ? wispd_iam_get_policy_fields
-                                       : strcmp(verb, "setIamPolicy") == 0 ? wispd_iam_set_policy_fields
-                                                                           : wispd_iam_test_fields;
-    body = wisp_api_body(req, schema);
-    if (!body)
-        goto out;
     enum wisp_err err = wisp_store_begin(wispd_store(req), 0, &txn);
     if (err) {
         wispd_store_error(req, err);
@@ -349,22 +366,9 @@ static void project_iam(struct wisp_http_req *req, const char *id, const char *v
     struct wispd_iam_resource r = {.get_perm = "resourcemanager.projects.getIamPolicy",
                                    .set_perm = "resourcemanager.projects.setIamPolicy"};
     wispd_resource_project(&r.res, pid, name, sizeof(name));
-    if (strcmp(verb, "getIamPolicy") == 0) {
-        json_t *v = json_object_get(json_object_get(body, "options"), "requestedPolicyVersion");
-        wispd_iam_get_policy(req, c, &r, v ? (int)json_integer_value(v) : 0);
-    } else if (strcmp(verb, "setIamPolicy") == 0) {
-        json_t *policy = json_object_get(body, "policy");
-        if (!policy) {
-            wisp_api_error(req, 400, NULL, "Invalid JSON payload: 'policy' is required.");
-            goto out;
-        }
-        wispd_iam_set_policy(req, c, &r, policy);
-    } else {
-        wispd_iam_test_permissions(req, c, &r, json_object_get(body, "permissions"));
-    }
+    wispd_crm_iam(req, c, &r, verb);
 out:
     free(pid);
-    json_decref(body);
     wisp_store_rollback(txn);
     wispd_caller_free(c);
 }
@@ -377,6 +381,10 @@ void wispd_crm(struct wisp_http_req *req, const char *path)
     if (ov && strstr(ov, "OrgPolic") && /* ...OrgPolicy and listOrgPolicies */
         (strncmp(path, "/v1/projects/", 13) == 0 || strncmp(path, "/v1/organizations/", 18) == 0)) {
         wispd_orgpolicy(req, path);
+        return;
+    }
+    if (strncmp(path, "/v1/organizations", 17) == 0) {
+        wispd_crm_organizations(req, path);
         return;
     }
     if (strncmp(path, "/v1/operations/", 15) == 0 && strcmp(m, "GET") == 0) {
@@ -415,6 +423,8 @@ void wispd_crm(struct wisp_http_req *req, const char *path)
         (strcmp(verb, "getIamPolicy") == 0 || strcmp(verb, "setIamPolicy") == 0 ||
          strcmp(verb, "testIamPermissions") == 0))
         project_iam(req, id, verb);
+    else if (strcmp(m, "POST") == 0 && strcmp(verb, "getAncestry") == 0)
+        wispd_crm_ancestry(req, id);
     else
         wisp_api_error(req, 404, NULL, "Unknown Resource Manager method: %.200s", path);
     free(id);
