@@ -8,7 +8,7 @@ CC      ?= cc
 Q       := $(if $(V),,@)
 FUZZCC  ?= clang
 MODE    ?= release
-PKGS    := libh2o-evloop openssl jansson cjose sqlite3 libcurl libprotobuf-c
+PKGS    := libh2o-evloop openssl jansson cjose sqlite3 libpq libcurl libprotobuf-c
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lwslay -lz -lpthread
 

@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* Private to libwisp: the interface between lib/store/store.c, which checks
  * arguments and transaction state once for every backend, and a backend
- * (lib/store/sqlite.c today, lib/store/postgres.c later), which only talks to
+ * (lib/store/sqlite.c, lib/store/postgres.c), which only talks to
  * its database. Nothing outside lib/store/ includes this file. */
 #ifndef WISP_STORE_INT_H
 #define WISP_STORE_INT_H
@@ -59,7 +59,8 @@ struct wisp__store_range {
 struct wisp_store_ops {
     const char *name; /* "sqlite", for log lines */
 
-    /* Opens target (the URL with the scheme removed), sets (*out)->ops. */
+    /* Opens target (SQLite: the URL with "sqlite:" removed; PostgreSQL: the
+     * whole URL, which libpq parses), sets (*out)->ops. */
     enum wisp_err (*open)(const char *target, struct wisp_store **out);
     /* Rolls back an active transaction (store.c has not), then frees st. */
     void (*close)(struct wisp_store *st);
@@ -97,5 +98,6 @@ struct wisp_store_ops {
 };
 
 extern const struct wisp_store_ops wisp__store_sqlite_ops;
+extern const struct wisp_store_ops wisp__store_postgres_ops;
 
 #endif
