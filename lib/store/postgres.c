@@ -651,23 +651,6 @@ static enum wisp_err pg_get_rev(struct wisp_txn *txn, const char *kind, const ch
     return err ? err : doc_rev(s, kind, name, rev_out);
 }
 
-/* The compare-and-set rule shared by put and delete. The write transaction
- * holds the meta row lock, so no other writer commits between this check
- * and the write. */
-static enum wisp_err check_expect(enum wisp_err found, int64_t cur, int64_t expect_rev)
-{
-    if (found != WISP_OK && found != WISP_ENOTFOUND)
-        return found;
-    if (expect_rev == 0)
-        return found == WISP_OK ? WISP_EEXIST : WISP_OK;
-    if (expect_rev > 0) {
-        if (found == WISP_ENOTFOUND)
-            return WISP_ENOTFOUND;
-        return cur == expect_rev ? WISP_OK : WISP_EABORTED;
-    }
-    return WISP_OK;
-}
-
 /* Takes this transaction's revision on its first write: current + 1, on the
  * row this transaction already holds locked. */
 static enum wisp_err take_rev(struct pg_store *s, struct wisp_txn *txn)
@@ -720,9 +703,10 @@ static enum wisp_err pg_put(struct wisp_txn *txn, const char *kind, const char *
     if (err)
         return err;
     /* All checks come before the first change, so a logical refusal leaves
-     * the transaction untouched. */
+     * the transaction untouched; the meta row lock keeps other writers out
+     * between check and write. */
     err = doc_rev(s, kind, name, &cur);
-    err = check_expect(err, cur, expect_rev);
+    err = wisp__store_check_expect(err, cur, expect_rev);
     if (!err)
         err = take_rev(s, txn);
     if (err)
@@ -751,7 +735,7 @@ static enum wisp_err pg_del(struct wisp_txn *txn, const char *kind, const char *
     if (!err)
         err = doc_rev(s, kind, name, &cur);
     if (!err)
-        err = check_expect(WISP_OK, cur, expect_rev);
+        err = wisp__store_check_expect(WISP_OK, cur, expect_rev);
     if (!err)
         err = take_rev(s, txn);
     if (err)
@@ -774,24 +758,54 @@ out:
     return err;
 }
 
-/* Where a batched scan resumes: the smallest name after last, i.e. last
- * followed by a 0x00 byte, in a buffer of its own. */
-struct resume {
-    char *p;    /* from malloc(); NULL until the first batch */
-    size_t len; /* bytes in p, the 0x00 included */
+/* ---- Lists and the change feed ----------------------------------------- */
+
+/* A batched scan: a list or a change feed, fetched BATCH rows per round
+ * trip, each batch resuming just after the last row of the one before. */
+struct scan {
+    enum stmt_id id; /* S_LIST, S_LIST_LT or S_CHANGES */
+    const char *kind;
+    const struct wisp__store_range *range;
+    int name_col;    /* the column holding the name */
+    int64_t rev;     /* S_CHANGES: the revision to resume at */
+    char *resume;    /* the name to resume at (inclusive); from malloc() */
+    size_t resume_len;
 };
 
-static void resume_after(struct resume *r, const char *last, size_t len)
+/* Resumes at the smallest name after last: last followed by a 0x00 byte. */
+static void resume_after(struct scan *sc, const char *last, size_t len)
 {
-    free(r->p);
-    r->p = wisp_xmalloc(len + 1);
-    memcpy(r->p, last, len);
-    r->p[len] = '\0';
-    r->len = len + 1;
+    free(sc->resume);
+    sc->resume = wisp_xmalloc(len + 1);
+    memcpy(sc->resume, last, len);
+    sc->resume[len] = '\0';
+    sc->resume_len = len + 1;
+}
+
+/* Binds one batch of sc asking for want rows (see stmts[] for the order). */
+static void scan_bind(const struct scan *sc, struct args *a, int64_t want)
+{
+    a->n = 0;
+    arg_str(a, sc->kind);
+    if (sc->id == S_CHANGES) {
+        arg_int(a, sc->rev);
+        arg_bytes(a, sc->resume ? sc->resume : "", sc->resume_len);
+        arg_str(a, sc->range->lo);
+        arg_str(a, sc->range->hi);
+        arg_int(a, want);
+        return;
+    }
+    if (sc->resume)
+        arg_bytes(a, sc->resume, sc->resume_len);
+    else
+        arg_str(a, sc->range->lo);
+    arg_int(a, want);
+    if (sc->range->hi)
+        arg_str(a, sc->range->hi);
 }
 
 /* Rows to ask for in the next batch, given how many the caller still
- * wants (-1: all). */
+ * wants (limit -1: all). */
 static int64_t batch_size(int64_t limit, size_t n)
 {
     if (limit < 0 || limit - (int64_t)n > BATCH)
@@ -799,55 +813,38 @@ static int64_t batch_size(int64_t limit, size_t n)
     return limit - (int64_t)n;
 }
 
-static enum wisp_err pg_changes(struct wisp_txn *txn, const char *kind,
-                                const struct wisp__store_range *range, int64_t after,
-                                wisp_store_change_fn fn, void *ctx, size_t *n_out)
+/* Hands one row to the caller's callback; non-zero stops the scan. */
+typedef int (*scan_row_fn)(const PGresult *res, int row, void *ctx);
+
+/* Runs sc to its limit or its end, or until emit says stop. *n_out gets
+ * the rows emitted; sc->resume is freed. */
+static enum wisp_err scan_run(struct pg_store *s, struct scan *sc, scan_row_fn emit, void *ctx,
+                              size_t *n_out)
 {
-    struct pg_store *s = from_txn(txn);
-    struct resume r = {0};
-    struct wisp_change c;
-    struct args a;
     PGresult *res = NULL;
-    enum wisp_err err;
-    int64_t compacted = 0, from_rev = after + 1, want;
+    struct args a;
+    enum wisp_err err = WISP_OK;
+    int64_t want;
     size_t n = 0;
     int rows;
 
-    err = txn_alive(s);
-    if (!err)
-        err = query_meta(s, S_COMPACTED, "read compaction", &compacted);
-    if (err)
-        goto out;
-    if (after < compacted) {
-        err = WISP_EGONE;
-        goto out;
-    }
-    while ((want = batch_size(range->limit, n)) > 0) {
-        a.n = 0;
-        arg_str(&a, kind);
-        arg_int(&a, from_rev);
-        arg_bytes(&a, r.p ? r.p : "", r.len);
-        arg_str(&a, range->lo);
-        arg_str(&a, range->hi);
-        arg_int(&a, want);
-        err = query(s, S_CHANGES, &a, "changes", &res);
+    while ((want = batch_size(sc->range->limit, n)) > 0) {
+        scan_bind(sc, &a, want);
+        err = query(s, sc->id, &a, sc->id == S_CHANGES ? "changes" : "list", &res);
         if (err)
             goto out;
         rows = PQntuples(res);
         for (int i = 0; i < rows; i++) {
-            c.rev = col_int(res, i, 0);
-            c.name = PQgetvalue(res, i, 1);
-            c.deleted = strcmp(PQgetvalue(res, i, 2), "delete") == 0;
-            c.body = PQgetvalue(res, i, 3);
-            c.body_len = (size_t)PQgetlength(res, i, 3);
             n++;
-            if (fn(&c, ctx))
+            if (emit(res, i, ctx))
                 goto out;
         }
         if (rows < want)
             break;
-        from_rev = col_int(res, rows - 1, 0);
-        resume_after(&r, PQgetvalue(res, rows - 1, 1), (size_t)PQgetlength(res, rows - 1, 1));
+        if (sc->id == S_CHANGES)
+            sc->rev = col_int(res, rows - 1, 0);
+        resume_after(sc, PQgetvalue(res, rows - 1, sc->name_col),
+                     (size_t)PQgetlength(res, rows - 1, sc->name_col));
         PQclear(res);
         res = NULL;
     }
@@ -855,8 +852,66 @@ out:
     if (n_out)
         *n_out = n;
     PQclear(res);
-    free(r.p);
+    WISP_FREE(sc->resume);
     return err;
+}
+
+struct change_emit {
+    wisp_store_change_fn fn;
+    void *ctx;
+};
+
+/* Row (rev, name, op, body) as a wisp_change borrowing the result. */
+static int emit_change(const PGresult *res, int row, void *vctx)
+{
+    struct change_emit *ce = vctx;
+    struct wisp_change c = {.rev = col_int(res, row, 0),
+                            .name = PQgetvalue(res, row, 1),
+                            .deleted = strcmp(PQgetvalue(res, row, 2), "delete") == 0,
+                            .body = PQgetvalue(res, row, 3),
+                            .body_len = (size_t)PQgetlength(res, row, 3)};
+    return ce->fn(&c, ce->ctx);
+}
+
+static enum wisp_err pg_changes(struct wisp_txn *txn, const char *kind,
+                                const struct wisp__store_range *range, int64_t after,
+                                wisp_store_change_fn fn, void *ctx, size_t *n_out)
+{
+    struct pg_store *s = from_txn(txn);
+    struct scan sc = {.id = S_CHANGES, .kind = kind, .range = range, .name_col = 1,
+                      .rev = after + 1};
+    struct change_emit ce = {fn, ctx};
+    int64_t compacted = 0;
+    enum wisp_err err = txn_alive(s);
+
+    if (n_out)
+        *n_out = 0;
+    if (!err)
+        err = query_meta(s, S_COMPACTED, "read compaction", &compacted);
+    if (err)
+        return err;
+    if (after < compacted)
+        return WISP_EGONE;
+    return scan_run(s, &sc, emit_change, &ce, n_out);
+}
+
+struct list_emit {
+    wisp_store_list_fn fn;
+    void *ctx;
+    const char *kind;
+};
+
+/* Row (name, rev, body) as a wisp_doc borrowing the result; kind is the
+ * caller's. */
+static int emit_doc(const PGresult *res, int row, void *vctx)
+{
+    struct list_emit *le = vctx;
+    struct wisp_doc doc = {.kind = (char *)le->kind,
+                           .name = PQgetvalue(res, row, 0),
+                           .rev = col_int(res, row, 1),
+                           .body = PQgetvalue(res, row, 2),
+                           .body_len = (size_t)PQgetlength(res, row, 2)};
+    return le->fn(&doc, le->ctx);
 }
 
 static enum wisp_err pg_list(struct wisp_txn *txn, const char *kind,
@@ -864,58 +919,18 @@ static enum wisp_err pg_list(struct wisp_txn *txn, const char *kind,
                              void *ctx, size_t *n_out)
 {
     struct pg_store *s = from_txn(txn);
-    struct resume r = {0};
-    struct wisp_doc doc;
-    struct args a;
-    PGresult *res = NULL;
+    struct scan sc = {.id = range->hi ? S_LIST_LT : S_LIST, .kind = kind, .range = range};
+    struct list_emit le = {fn, ctx, kind};
     enum wisp_err err = txn_alive(s);
-    int64_t want;
-    size_t n = 0;
-    int rows;
 
+    if (n_out)
+        *n_out = 0;
     if (err)
-        goto out;
+        return err;
     /* An exclusive lower bound becomes an inclusive one just past it. */
     if (!range->lo_incl)
-        resume_after(&r, range->lo, strlen(range->lo));
-    /* The doc handed to fn borrows the result's buffers; kind is the
-     * caller's. */
-    doc.kind = (char *)kind;
-    while ((want = batch_size(range->limit, n)) > 0) {
-        a.n = 0;
-        arg_str(&a, kind);
-        if (r.p)
-            arg_bytes(&a, r.p, r.len);
-        else
-            arg_str(&a, range->lo);
-        arg_int(&a, want);
-        if (range->hi)
-            arg_str(&a, range->hi);
-        err = query(s, range->hi ? S_LIST_LT : S_LIST, &a, "list", &res);
-        if (err)
-            goto out;
-        rows = PQntuples(res);
-        for (int i = 0; i < rows; i++) {
-            doc.name = PQgetvalue(res, i, 0);
-            doc.rev = col_int(res, i, 1);
-            doc.body = PQgetvalue(res, i, 2);
-            doc.body_len = (size_t)PQgetlength(res, i, 2);
-            n++;
-            if (fn(&doc, ctx))
-                goto out;
-        }
-        if (rows < want)
-            break;
-        resume_after(&r, PQgetvalue(res, rows - 1, 0), (size_t)PQgetlength(res, rows - 1, 0));
-        PQclear(res);
-        res = NULL;
-    }
-out:
-    if (n_out)
-        *n_out = n;
-    PQclear(res);
-    free(r.p);
-    return err;
+        resume_after(&sc, range->lo, strlen(range->lo));
+    return scan_run(s, &sc, emit_doc, &le, n_out);
 }
 
 /* ---- Counters and revision ---------------------------------------------- */

@@ -179,6 +179,20 @@ static enum wisp_err note(struct wisp_txn *txn, enum wisp_err err)
     return err;
 }
 
+enum wisp_err wisp__store_check_expect(enum wisp_err found, int64_t cur, int64_t expect_rev)
+{
+    if (found != WISP_OK && found != WISP_ENOTFOUND)
+        return found;
+    if (expect_rev == 0)
+        return found == WISP_OK ? WISP_EEXIST : WISP_OK;
+    if (expect_rev > 0) {
+        if (found == WISP_ENOTFOUND)
+            return WISP_ENOTFOUND;
+        return cur == expect_rev ? WISP_OK : WISP_EABORTED;
+    }
+    return WISP_OK;
+}
+
 /* ---- Operations --------------------------------------------------------- */
 
 enum wisp_err wisp_store_get(struct wisp_txn *txn, const char *kind, const char *name,

@@ -97,6 +97,12 @@ struct wisp_store_ops {
     enum wisp_err (*write_rev)(struct wisp_txn *txn, int64_t *out);
 };
 
+/* The compare-and-set rule of put and delete (store.h), for a backend that
+ * holds the write lock, so nothing changes between this check and its
+ * write. found is the document lookup's result (WISP_OK or WISP_ENOTFOUND;
+ * anything else is returned as it is), cur its revision. */
+enum wisp_err wisp__store_check_expect(enum wisp_err found, int64_t cur, int64_t expect_rev);
+
 extern const struct wisp_store_ops wisp__store_sqlite_ops;
 extern const struct wisp_store_ops wisp__store_postgres_ops;
 

@@ -1634,40 +1634,15 @@ static int pg_find_bin(void)
 
 int main(void)
 {
-    const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(crud, setup, teardown),
-        cmocka_unit_test_setup_teardown(bad_arguments, setup, teardown),
-        cmocka_unit_test_setup_teardown(expect_rev, setup, teardown),
-        cmocka_unit_test_setup_teardown(txn_shares_rev, setup, teardown),
-        cmocka_unit_test_setup_teardown(rollback_leaves_nothing, setup, teardown),
-        cmocka_unit_test_setup_teardown(read_snapshot, setup, teardown),
-        cmocka_unit_test_setup_teardown(list_prefix, setup, teardown),
-        cmocka_unit_test_setup_teardown(list_paging, setup, teardown),
-        cmocka_unit_test_setup_teardown(list_nested, setup, teardown),
-        cmocka_unit_test_setup_teardown(counters, setup, teardown),
-        cmocka_unit_test_setup_teardown(migrations, setup, teardown),
-        cmocka_unit_test_setup_teardown(change_log, setup, teardown),
-        cmocka_unit_test_setup_teardown(open_urls, setup, teardown),
-        cmocka_unit_test_setup_teardown(lost_update, setup, teardown),
-        cmocka_unit_test_setup_teardown(kill9_durability, setup, teardown),
-    };
-    const struct CMUnitTest pg_tests[] = {
-        cmocka_unit_test_setup_teardown(crud, setup, teardown),
-        cmocka_unit_test_setup_teardown(bad_arguments, setup, teardown),
-        cmocka_unit_test_setup_teardown(expect_rev, setup, teardown),
-        cmocka_unit_test_setup_teardown(txn_shares_rev, setup, teardown),
-        cmocka_unit_test_setup_teardown(rollback_leaves_nothing, setup, teardown),
-        cmocka_unit_test_setup_teardown(read_snapshot, setup, teardown),
-        cmocka_unit_test_setup_teardown(list_prefix, setup, teardown),
-        cmocka_unit_test_setup_teardown(list_paging, setup, teardown),
-        cmocka_unit_test_setup_teardown(list_nested, setup, teardown),
-        cmocka_unit_test_setup_teardown(counters, setup, teardown),
-        cmocka_unit_test_setup_teardown(migrations_pg, setup, teardown),
-        cmocka_unit_test_setup_teardown(change_log, setup, teardown),
-        cmocka_unit_test_setup_teardown(open_urls_pg, setup, teardown),
-        cmocka_unit_test_setup_teardown(lost_update, setup, teardown),
-        cmocka_unit_test_setup_teardown(kill9_durability, setup, teardown),
-    };
+/* The suite, with the tests that differ per backend as parameters. */
+#define T(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
+#define STORE_SUITE(migrations_test, open_urls_test)                                         \
+    {T(crud),        T(bad_arguments), T(expect_rev),      T(txn_shares_rev),                  \
+     T(rollback_leaves_nothing), T(read_snapshot), T(list_prefix), T(list_paging),             \
+     T(list_nested), T(counters),      T(migrations_test), T(change_log),                      \
+     T(open_urls_test), T(lost_update), T(kill9_durability)}
+    const struct CMUnitTest tests[] = STORE_SUITE(migrations, open_urls);
+    const struct CMUnitTest pg_tests[] = STORE_SUITE(migrations_pg, open_urls_pg);
     const char *ci = getenv("CI");
     int failed = cmocka_run_group_tests_name("store_sqlite", tests, NULL, NULL);
 
