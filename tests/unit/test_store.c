@@ -1564,12 +1564,13 @@ static int pg_watchdog(void)
  * the backend refuses a server without it. */
 static int pg_group_setup(void **state)
 {
-    const char *tmp = getenv("TMPDIR");
     char data[300], log[300], opts[400], initdb[300], ctl[300];
     struct passwd *pw = getpwnam("postgres");
 
     (void)state;
-    snprintf(pg.dir, sizeof(pg.dir), "%s/wisp-pg-XXXXXX", tmp && *tmp ? tmp : "/tmp");
+    /* Always /tmp, not $TMPDIR: the postgres user must be able to reach
+     * the directory, and the socket's path must fit in sun_path. */
+    snprintf(pg.dir, sizeof(pg.dir), "/tmp/wisp-pg-XXXXXX");
     if (!mkdtemp(pg.dir))
         return -1;
     if (geteuid() == 0 && (!pw || chown(pg.dir, pw->pw_uid, pw->pw_gid) != 0)) {
