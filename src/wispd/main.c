@@ -30,10 +30,8 @@ struct opt {
 
 static struct opt opts[] = {
     {"state", "DIR", "state directory (store, keys, run files)", NULL, NULL},
-    {"store", "URL",
-     "the store, if not STATE/wisp.db: sqlite:PATH, or postgres://... that several "
-     "wispd replicas share",
-     NULL, NULL},
+    {"store", "URL", "sqlite:PATH, or postgres://... shared by replicas [STATE/wisp.db]", NULL,
+     NULL},
     {"project", "ID", "project to create with an owner on first start", NULL, NULL},
     {"listen", "ADDR", "address for the API listeners", "127.0.0.1", NULL},
     {"port", "N", "HTTPS port (0 picks a free one)", "0", NULL},
