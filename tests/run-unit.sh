@@ -11,6 +11,8 @@ for t in "$dir"/test_*; do
     name=$(basename "$t")
     if timeout 300 "$t" > "$dir/$name.log" 2>&1; then
         pass=$((pass + 1)); echo "unit: $name ok"
+        # A suite that skipped part of itself says so on a line of its own.
+        grep -h '^SKIPPED' "$dir/$name.log" | sed "s/^/unit: $name /"
     else
         fail=$((fail + 1)); echo "unit: $name FAILED"; tail -40 "$dir/$name.log"
     fi

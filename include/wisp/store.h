@@ -31,9 +31,10 @@ struct wisp_doc {
 void wisp_store_doc_free(struct wisp_doc *doc);
 
 /* Opens (creating if needed, and migrating the schema) the store at url:
- * a path to a SQLite file, or "sqlite:PATH". One handle per thread: a handle
- * is not thread-safe, but many handles (threads, processes) may share one
- * store. Caller closes with wisp_store_close(). */
+ * a path to a SQLite file, "sqlite:PATH", or a PostgreSQL URL
+ * ("postgres://..." or "postgresql://...", as libpq takes it). One handle
+ * per thread: a handle is not thread-safe, but many handles (threads,
+ * processes, wispd replicas) may share one store. Caller closes with wisp_store_close(). */
 enum wisp_err wisp_store_open(const char *url, struct wisp_store **out);
 void wisp_store_close(struct wisp_store *st);
 

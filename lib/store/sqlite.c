@@ -690,22 +690,6 @@ static enum wisp_err sqlite_get_rev(struct wisp_txn *txn, const char *kind, cons
     return err ? err : doc_rev(s, kind, name, rev_out);
 }
 
-/* The compare-and-set rule shared by put and delete; the caller holds the
- * write lock, so nothing can change between this check and the write. */
-static enum wisp_err check_expect(enum wisp_err found, int64_t cur, int64_t expect_rev)
-{
-    if (found != WISP_OK && found != WISP_ENOTFOUND)
-        return found;
-    if (expect_rev == 0)
-        return found == WISP_OK ? WISP_EEXIST : WISP_OK;
-    if (expect_rev > 0) {
-        if (found == WISP_ENOTFOUND)
-            return WISP_ENOTFOUND;
-        return cur == expect_rev ? WISP_OK : WISP_EABORTED;
-    }
-    return WISP_OK;
-}
-
 /* Takes this transaction's revision on its first write: current + 1. The
  * UPDATE is part of the transaction, so commit persists it and rollback
  * returns it; and as it holds the write lock, no other writer can take the
@@ -793,7 +777,7 @@ static enum wisp_err sqlite_put(struct wisp_txn *txn, const char *kind, const ch
     /* All checks come before the first change, so a logical refusal
      * (EEXIST, EABORTED, ENOTFOUND) leaves the transaction untouched. */
     err = doc_rev(s, kind, name, &cur);
-    err = check_expect(err, cur, expect_rev);
+    err = wisp__store_check_expect(err, cur, expect_rev);
     if (err)
         goto out;
     err = take_rev(s, txn);
@@ -840,7 +824,7 @@ static enum wisp_err sqlite_del(struct wisp_txn *txn, const char *kind, const ch
     err = doc_rev(s, kind, name, &cur);
     if (err)
         goto out;
-    err = check_expect(WISP_OK, cur, expect_rev);
+    err = wisp__store_check_expect(WISP_OK, cur, expect_rev);
     if (err)
         goto out;
     err = take_rev(s, txn);

@@ -3,7 +3,8 @@
  * backend from the URL, checks every argument and the transaction state in
  * one place, turns list prefixes into byte ranges, and marks a transaction
  * failed after a store error so it can never be committed half-done. It does
- * no I/O itself; lib/store/sqlite.c does (see docs/internals/STORE.md). */
+ * no I/O itself; lib/store/sqlite.c and lib/store/postgres.c do (see
+ * docs/internals/STORE.md). */
 #include <ctype.h>
 #include <stdlib.h>
 #include <string.h>
@@ -54,13 +55,15 @@ enum wisp_err wisp_store_open(const char *url, struct wisp_store **out)
     if (strncmp(url, "sqlite:", 7) == 0) {
         target = url + 7;
     } else if (scheme_len) {
+        /* libpq takes the whole URL: user, host (or ?host=/socket/dir),
+         * port, database and options such as sslmode. */
         if ((scheme_len == 8 && strncmp(url, "postgres", 8) == 0) ||
             (scheme_len == 10 && strncmp(url, "postgresql", 10) == 0))
-            wisp_log_err("store", "PostgreSQL stores are not supported yet (url scheme "
-                                  "postgres://); use sqlite:PATH");
-        else
-            wisp_log_err("store", "unknown store URL scheme '%.*s'; use sqlite:PATH or a path",
-                         (int)(scheme_len > 32 ? 32 : scheme_len), url);
+            return wisp__store_postgres_ops.open(url, out);
+        wisp_log_err("store",
+                     "unknown store URL scheme '%.*s'; use sqlite:PATH, a path or "
+                     "postgres://...",
+                     (int)(scheme_len > 32 ? 32 : scheme_len), url);
         return WISP_EINVAL;
     }
     if (!*target) {
@@ -174,6 +177,20 @@ static enum wisp_err note(struct wisp_txn *txn, enum wisp_err err)
     if (!is_logical(err) && !txn->failed)
         txn->failed = err;
     return err;
+}
+
+enum wisp_err wisp__store_check_expect(enum wisp_err found, int64_t cur, int64_t expect_rev)
+{
+    if (found != WISP_OK && found != WISP_ENOTFOUND)
+        return found;
+    if (expect_rev == 0)
+        return found == WISP_OK ? WISP_EEXIST : WISP_OK;
+    if (expect_rev > 0) {
+        if (found == WISP_ENOTFOUND)
+            return WISP_ENOTFOUND;
+        return cur == expect_rev ? WISP_OK : WISP_EABORTED;
+    }
+    return WISP_OK;
 }
 
 /* ---- Operations --------------------------------------------------------- */

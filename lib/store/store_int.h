@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* Private to libwisp: the interface between lib/store/store.c, which checks
  * arguments and transaction state once for every backend, and a backend
- * (lib/store/sqlite.c today, lib/store/postgres.c later), which only talks to
+ * (lib/store/sqlite.c, lib/store/postgres.c), which only talks to
  * its database. Nothing outside lib/store/ includes this file. */
 #ifndef WISP_STORE_INT_H
 #define WISP_STORE_INT_H
@@ -59,7 +59,8 @@ struct wisp__store_range {
 struct wisp_store_ops {
     const char *name; /* "sqlite", for log lines */
 
-    /* Opens target (the URL with the scheme removed), sets (*out)->ops. */
+    /* Opens target (SQLite: the URL with "sqlite:" removed; PostgreSQL: the
+     * whole URL, which libpq parses), sets (*out)->ops. */
     enum wisp_err (*open)(const char *target, struct wisp_store **out);
     /* Rolls back an active transaction (store.c has not), then frees st. */
     void (*close)(struct wisp_store *st);
@@ -96,6 +97,13 @@ struct wisp_store_ops {
     enum wisp_err (*write_rev)(struct wisp_txn *txn, int64_t *out);
 };
 
+/* The compare-and-set rule of put and delete (store.h), for a backend that
+ * holds the write lock, so nothing changes between this check and its
+ * write. found is the document lookup's result (WISP_OK or WISP_ENOTFOUND;
+ * anything else is returned as it is), cur its revision. */
+enum wisp_err wisp__store_check_expect(enum wisp_err found, int64_t cur, int64_t expect_rev);
+
 extern const struct wisp_store_ops wisp__store_sqlite_ops;
+extern const struct wisp_store_ops wisp__store_postgres_ops;
 
 #endif

@@ -35,6 +35,9 @@ void cli_state_close(struct cli_state *s);
 int cli_state_save_project(struct cli_state *s, const char *project);
 /* STATE/config.json as an object ({} if there is none); caller decrefs. */
 json_t *cli_state_config(const struct cli_state *s);
+/* The store wispd uses for s: the "store" setting (`wisp up --store`), else
+ * STATE/wisp.db. Caller frees. */
+char *cli_state_store_url(const struct cli_state *s);
 /* Sets key to value (stolen) in STATE/config.json, keeping the rest. */
 int cli_state_config_set(struct cli_state *s, const char *key, json_t *value);
 /* 1 and *out filled when a wispd recorded for this state is alive. */

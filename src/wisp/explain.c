@@ -54,7 +54,7 @@ static int newest_key(const struct wisp_doc *doc, void *ctx)
 /* A five-minute owner token sealed with the state's own key. */
 static char *owner_token(const struct cli_state *s)
 {
-    char *db = wisp_xasprintf("%s/wisp.db", s->dir);
+    char *db = cli_state_store_url(s);
     struct wisp_store *st = NULL;
     struct wisp_txn *txn = NULL;
     struct wisp_token_keyring *kr = wisp_token_keyring_new();

@@ -126,6 +126,15 @@ json_t *cli_state_config(const struct cli_state *s)
     return o;
 }
 
+char *cli_state_store_url(const struct cli_state *s)
+{
+    json_t *o = cli_state_config(s);
+    const char *url = json_string_value(json_object_get(o, "store"));
+    char *out = url ? wisp_xstrdup(url) : wisp_xasprintf("%s/wisp.db", s->dir);
+    json_decref(o);
+    return out;
+}
+
 int cli_state_config_set(struct cli_state *s, const char *key, json_t *value)
 {
     char *cfg = wisp_xasprintf("%s/config.json", s->dir);

@@ -18,7 +18,7 @@
 
 static const char usage[] =
     "usage: wisp up [--state DIR] [--project ID] [--[no-]strict-revocation]\n"
-    "               [--token-key-rotation SECS] [--[no-]nodes]\n\n"
+    "               [--token-key-rotation SECS] [--[no-]nodes] [--store URL]\n\n"
     "Starts wisp's daemons in the background for the state directory and waits\n"
     "until they serve. Idempotent: if they already run, it only reports them.\n"
     "State persists across down/up. The project is created with an owner on\n"
@@ -32,6 +32,9 @@ static const char usage[] =
     "  --nodes                   run the clusters' nodes: pods in network namespaces and\n"
     "                            the GKE metadata server (needs root)\n"
     "  --no-nodes                the control plane only [default]\n"
+    "  --store URL               the store: postgres://... (several wispd replicas,\n"
+    "                            each with its own --state, share one database) or\n"
+    "                            sqlite:PATH [STATE/wisp.db]\n"
     "Settings are kept in STATE/config.json for later starts; they apply when\n"
     "wispd starts (wisp down, then wisp up, to change a running one).\n\n"
     "exit codes: 0 running, 100 usage, 111 could not start\n";
@@ -42,6 +45,7 @@ struct up_opts {
     int strict;        /* -1 unchanged, 0 off, 1 on */
     int nodes;         /* -1 unchanged, 0 off, 1 on */
     long rotation;     /* 0 unchanged */
+    const char *store; /* NULL unchanged */
 };
 
 static int up_option(int val, const char *arg, void *ctx)
@@ -53,6 +57,7 @@ static int up_option(int val, const char *arg, void *ctx)
     case 'N': o->strict = 0; return 0;
     case 'n': o->nodes = 1; return 0;
     case 'o': o->nodes = 0; return 0;
+    case 'u': o->store = arg; return 0;
     case 'r':
         o->rotation = strtol(arg, &end, 10);
         if (*end || o->rotation < 2 || o->rotation > 365L * 86400) {
@@ -71,6 +76,7 @@ static int parse(int argc, char **argv, struct up_opts *o)
                                        {"token-key-rotation", required_argument, NULL, 'r'},
                                        {"nodes", no_argument, NULL, 'n'},
                                        {"no-nodes", no_argument, NULL, 'o'},
+                                       {"store", required_argument, NULL, 'u'},
                                        {0}};
     *o = (struct up_opts){.strict = -1, .nodes = -1};
     return cli_parse_ex(argc, argv, usage, &o->dir, &o->project, lo, up_option, o);
@@ -97,6 +103,9 @@ static int start_wispd(struct cli_state *s, const char *project)
     if (json_is_integer(json_object_get(cfg, "tokenKeyRotation")))
         snprintf(rotation, sizeof(rotation), "%lld",
                  (long long)json_integer_value(json_object_get(cfg, "tokenKeyRotation")));
+    char *store = json_is_string(json_object_get(cfg, "store"))
+                      ? wisp_xstrdup(json_string_value(json_object_get(cfg, "store")))
+                      : NULL;
     json_decref(cfg);
     int pfd[2];
     if (pipe2(pfd, O_CLOEXEC))
@@ -121,7 +130,7 @@ static int start_wispd(struct cli_state *s, const char *project)
         int ready = dup(pfd[1]); /* without O_CLOEXEC, so wispd inherits it */
         char fdarg[16];
         snprintf(fdarg, sizeof(fdarg), "%d", ready);
-        const char *args[12] = {"wispd", "--state", s->dir, "--project", project,
+        const char *args[14] = {"wispd", "--state", s->dir, "--project", project,
                                 "--ready-fd", fdarg};
         int n = 7;
         if (strict)
@@ -132,6 +141,10 @@ static int start_wispd(struct cli_state *s, const char *project)
             args[n++] = "--token-key-rotation";
             args[n++] = rotation;
         }
+        if (store) {
+            args[n++] = "--store";
+            args[n++] = store;
+        }
         args[n] = NULL;
         execv(bin, (char *const *)args);
         fprintf(stderr, "wisp: cannot run %s: %s\n", bin, strerror(errno));
@@ -139,6 +152,7 @@ static int start_wispd(struct cli_state *s, const char *project)
     }
     close(pfd[1]);
     free(log);
+    free(store);
     /* Wait for "ready", the daemon's exit (EOF), or 60 s. */
     char buf[16] = "";
     struct pollfd p = {.fd = pfd[0], .events = POLLIN};
@@ -181,7 +195,8 @@ int cli_up(int argc, char **argv)
     if ((o.strict >= 0 &&
          cli_state_config_set(&s, "strictRevocation", json_boolean(o.strict))) ||
         (o.rotation && cli_state_config_set(&s, "tokenKeyRotation", json_integer(o.rotation))) ||
-        (o.nodes >= 0 && cli_state_config_set(&s, "nodes", json_boolean(o.nodes)))) {
+        (o.nodes >= 0 && cli_state_config_set(&s, "nodes", json_boolean(o.nodes))) ||
+        (o.store && cli_state_config_set(&s, "store", json_string(o.store)))) {
         fprintf(stderr, "wisp: cannot save settings in %s/config.json\n", s.dir);
         cli_state_close(&s);
         free(proj);
@@ -189,7 +204,7 @@ int cli_up(int argc, char **argv)
     }
     struct cli_wispd w;
     rc = WISP_EXIT_OK;
-    if (cli_wispd_running(&s, &w) && (o.strict >= 0 || o.rotation || o.nodes >= 0))
+    if (cli_wispd_running(&s, &w) && (o.strict >= 0 || o.rotation || o.nodes >= 0 || o.store))
         fprintf(stderr, "wisp: settings saved; they apply when wispd next starts (wisp down, "
                         "then wisp up)\n");
     if (!cli_wispd_running(&s, &w)) {

@@ -36,7 +36,7 @@ int cli_usage(int argc, char **argv)
     struct cli_state s;
     if (cli_state_open(&s, dir))
         return WISP_EXIT_SYS;
-    char *db = wisp_xasprintf("%s/wisp.db", s.dir);
+    char *db = cli_state_store_url(&s);
     char *prefix = project ? wisp_xasprintf("%s/", project) : wisp_xstrdup("");
     struct wisp_store *st = NULL;
     struct wisp_txn *txn = NULL;
@@ -46,7 +46,7 @@ int cli_usage(int argc, char **argv)
         if (wisp_store_list(txn, "usage", prefix, NULL, 0, print_row, NULL, NULL) == WISP_OK)
             rc = WISP_EXIT_OK;
     } else {
-        fprintf(stderr, "wisp: cannot read the store %s\n", db);
+        fprintf(stderr, "wisp: cannot read the store (see the log line above)\n");
     }
     wisp_store_rollback(txn);
     wisp_store_close(st);

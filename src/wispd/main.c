@@ -30,6 +30,8 @@ struct opt {
 
 static struct opt opts[] = {
     {"state", "DIR", "state directory (store, keys, run files)", NULL, NULL},
+    {"store", "URL", "sqlite:PATH, or postgres://... shared by replicas [STATE/wisp.db]", NULL,
+     NULL},
     {"project", "ID", "project to create with an owner on first start", NULL, NULL},
     {"listen", "ADDR", "address for the API listeners", "127.0.0.1", NULL},
     {"port", "N", "HTTPS port (0 picks a free one)", "0", NULL},
@@ -148,13 +150,16 @@ int main(int argc, char **argv)
         wisp_log_err("wispd", "cannot create %s: %s", wispd.state_dir, strerror(errno));
         return 111;
     }
-    wispd.store_url = wisp_xasprintf("%s/wisp.db", wispd.state_dir);
+    wispd.store_url = opt("store") ? wisp_xstrdup(opt("store"))
+                                   : wisp_xasprintf("%s/wisp.db", wispd.state_dir);
     wispd.keyring = wisp_token_keyring_new();
 
     struct wisp_store *st = NULL;
     int rc = 111;
     if (wisp_store_open(wispd.store_url, &st) != WISP_OK) {
-        wisp_log_err("wispd", "cannot open the store %s", wispd.store_url);
+        /* A URL may carry a password: name only what kind of store. */
+        wisp_log_err("wispd", "cannot open the store %s",
+                     opt("store") ? "given by --store" : wispd.store_url);
         goto out;
     }
     if (wispd_bootstrap(st, wispd.state_dir, opt("project")) || wispd_keys_start() ||
