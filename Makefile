@@ -78,11 +78,9 @@ $(OUT)/tests/%: tests/unit/%.c $(LIBWISP) | $(GEN_SRC)
 	@echo "  TEST    $@"
 	$(Q)$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< $(LIBWISP) $(PKG_LIBS) -lcmocka
 
-# The test command: everything under sanitizers, then every suite. Under CI
-# as root it first installs what is missing (the PostgreSQL server the store
-# tests start must not be skipped there).
+# The test command: everything under sanitizers, then every suite (.ci/run
+# installs what is missing first, the PostgreSQL server among it).
 test:
-	@if [ "$${CI:-}" = true ] && [ "$$(id -u)" -eq 0 ]; then scripts/deps.sh; fi
 	$(MAKE) --no-print-directory MODE=san all units
 	$(MAKE) --no-print-directory fuzz
 	MODE=san tests/run-unit.sh build/san/tests
