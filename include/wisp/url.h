@@ -10,6 +10,9 @@
  * a NUL or a malformed escape. Caller frees. */
 char *wisp_form_get(const char *form, size_t len, const char *key);
 
+/* Decodes n bytes of one form component ("+" is a space); NULL on a bad
+ * escape or an encoded NUL. Caller frees. */
+char *wisp_form_decode(const char *s, size_t n);
 /* Percent-encodes s for a URL component (unreserved bytes kept). Caller
  * frees. */
 char *wisp_url_escape(const char *s);

@@ -15,8 +15,7 @@ static int hexval(char c)
     return -1;
 }
 
-/* Decodes n bytes of s; NULL on a bad escape or an encoded NUL. */
-static char *decode(const char *s, size_t n)
+char *wisp_form_decode(const char *s, size_t n)
 {
     char *out = wisp_xmalloc(n + 1);
     size_t o = 0;
@@ -53,11 +52,12 @@ char *wisp_form_get(const char *form, size_t len, const char *key)
             end++;
         const char *eq = memchr(form + i, '=', end - i);
         size_t name_len = eq ? (size_t)(eq - (form + i)) : end - i;
-        char *name = decode(form + i, name_len);
+        char *name = wisp_form_decode(form + i, name_len);
         int match = name && strlen(name) == klen && memcmp(name, key, klen) == 0;
         free(name);
         if (match)
-            return eq ? decode(eq + 1, (size_t)(form + end - (eq + 1))) : wisp_xstrdup("");
+            return eq ? wisp_form_decode(eq + 1, (size_t)(form + end - (eq + 1)))
+                      : wisp_xstrdup("");
         i = end + 1;
     }
     return NULL;

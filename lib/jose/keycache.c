@@ -44,13 +44,26 @@ static struct slot *find(const struct form *f, const unsigned char digest[32])
     return NULL;
 }
 
+/* SHA-256 fetched once: EVP_sha256() makes every EVP_Digest look the
+ * algorithm up in the provider store again, under its lock, which costs
+ * several times the hash of a PEM when worker threads look keys up at once.
+ * Kept for the life of the process. */
+static EVP_MD *sha256;
+static pthread_once_t sha256_once = PTHREAD_ONCE_INIT;
+
+static void sha256_fetch(void)
+{
+    sha256 = EVP_MD_fetch(NULL, "SHA256", NULL);
+}
+
 /* The caller's own reference to pem decoded in form f, or NULL. */
 static void *cached(const struct form *f, const char *pem)
 {
     unsigned char digest[32];
     unsigned int dlen = 0;
     void *hit = NULL, *evicted = NULL, *obj;
-    if (EVP_Digest(pem, strlen(pem), digest, &dlen, EVP_sha256(), NULL) != 1 || dlen != 32)
+    pthread_once(&sha256_once, sha256_fetch);
+    if (!sha256 || EVP_Digest(pem, strlen(pem), digest, &dlen, sha256, NULL) != 1 || dlen != 32)
         return NULL;
     pthread_mutex_lock(&cache.mu);
     struct slot *s = find(f, digest);

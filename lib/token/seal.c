@@ -296,16 +296,20 @@ char *wisp_token_seal(const struct wisp_token_keyring *kr, const struct wisp_tok
     struct wisp_buf pt;
     wisp_buf_init(&pt, MAX_TOKEN);
     unsigned char hdr[HDR_V2];
+    /* The id (when the caller brings none) and the nonce, drawn in one call:
+     * each RAND_bytes call costs more than the bytes it returns. */
+    unsigned char rnd[WISP_TOKEN_JTI_LEN + NONCE_LEN];
     char *tok = NULL;
     unsigned char *raw = NULL;
-    if (!k)
+    if (!k || RAND_bytes(rnd, sizeof(rnd)) != 1)
         goto out;
     hdr[0] = 2;
     put_u64(hdr + 1, c->iat);
     put_u64(hdr + 9, c->exp);
     hdr[17] = c->is_service_account ? 1 : 0;
-    if (c->jti[0] ? unhex(c->jti, hdr + HDR_V1, WISP_TOKEN_JTI_LEN)
-                  : RAND_bytes(hdr + HDR_V1, WISP_TOKEN_JTI_LEN) != 1)
+    if (!c->jti[0])
+        memcpy(hdr + HDR_V1, rnd, WISP_TOKEN_JTI_LEN);
+    else if (unhex(c->jti, hdr + HDR_V1, WISP_TOKEN_JTI_LEN))
         goto out;
     if (wisp_buf_append(&pt, hdr, sizeof(hdr)))
         goto out;
@@ -323,8 +327,8 @@ char *wisp_token_seal(const struct wisp_token_keyring *kr, const struct wisp_tok
     raw[3] = (unsigned char)k->kid;
     unsigned char aad[7];
     make_aad(aad, raw);
-    if (RAND_bytes(raw + 4, NONCE_LEN) == 1 &&
-        gcm(1, k->key, raw + 4, aad, sizeof(aad), (unsigned char *)pt.data, pt.len,
+    memcpy(raw + 4, rnd + WISP_TOKEN_JTI_LEN, NONCE_LEN);
+    if (gcm(1, k->key, raw + 4, aad, sizeof(aad), (unsigned char *)pt.data, pt.len,
             raw + 4 + NONCE_LEN, raw + 4 + NONCE_LEN + pt.len)) {
         char *b = wisp_b64url_encode(raw, raw_len);
         tok = wisp_xasprintf(PREFIX "%s", b);

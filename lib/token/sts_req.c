@@ -55,33 +55,34 @@ static char **slot(struct wisp_sts_req *r, size_t i)
     return (char **)((char *)r + fields[i].off);
 }
 
-/* Counts occurrences of key in a form body: a field given twice is refused
- * rather than guessed at. */
-static int form_count(const char *body, size_t len, const char *key)
-{
-    int n = 0;
-    size_t klen = strlen(key), i = 0;
-    while (i < len) {
-        size_t end = i;
-        while (end < len && body[end] != '&')
-            end++;
-        if (end - i > klen && memcmp(body + i, key, klen) == 0 && body[i + klen] == '=')
-            n++;
-        else if (end - i == klen && memcmp(body + i, key, klen) == 0)
-            n++;
-        i = end + 1;
-    }
-    return n;
-}
-
+/* One pass over the pairs: each name is decoded once and matched against
+ * the fields; a field given twice is refused rather than guessed at, and
+ * names that are no field are ignored, as Google's endpoint does. */
 static enum wisp_err parse_form(const char *body, size_t len, struct wisp_sts_req *r,
                                 const char **code, char *why, size_t whylen)
 {
-    for (size_t i = 0; i < N_FIELDS; i++) {
-        if (form_count(body, len, fields[i].snake) > 1)
-            return bad(code, "invalid_request", why, whylen, "The field %s is given twice.",
-                       fields[i].snake);
-        *slot(r, i) = wisp_form_get(body, len, fields[i].snake);
+    unsigned seen = 0; /* bit f: fields[f] was given */
+    size_t i = 0;
+    while (i < len) {
+        const char *pair = body + i, *amp = memchr(pair, '&', len - i);
+        size_t plen = amp ? (size_t)(amp - pair) : len - i;
+        const char *eq = memchr(pair, '=', plen);
+        size_t nlen = eq ? (size_t)(eq - pair) : plen;
+        char *name = wisp_form_decode(pair, nlen);
+        size_t f = 0;
+        while (name && f < N_FIELDS && strcmp(name, fields[f].snake) != 0)
+            f++;
+        int known = name && f < N_FIELDS;
+        free(name);
+        if (known) {
+            if (seen & (1u << f))
+                return bad(code, "invalid_request", why, whylen, "The field %s is given twice.",
+                           fields[f].snake);
+            seen |= 1u << f;
+            *slot(r, f) = eq ? wisp_form_decode(eq + 1, (size_t)(pair + plen - (eq + 1)))
+                             : wisp_xstrdup("");
+        }
+        i += plen + 1;
     }
     return WISP_OK;
 }

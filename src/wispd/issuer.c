@@ -124,7 +124,7 @@ enum wisp_err wispd_issuer_signing_key(struct wisp_txn *txn, const char *issuer_
                                        char **kid_out, char **pem_out)
 {
     json_t *doc = NULL;
-    enum wisp_err err = wispd_get_json(txn, "issuer", issuer_url, &doc, NULL);
+    enum wisp_err err = wispd_get_json_shared(txn, "issuer", issuer_url, &doc, NULL);
     if (err)
         return err;
     json_t *keys = json_object_get(doc, "keys");
@@ -146,7 +146,7 @@ static int collect_one(const struct wisp_doc *d, void *arg)
     struct collect *c = arg;
     const char *issuer = d->name + strlen(c->pool) + 1;
     json_t *doc = NULL;
-    if (wispd_get_json(c->txn, "issuer", issuer, &doc, NULL) != WISP_OK)
+    if (wispd_get_json_shared(c->txn, "issuer", issuer, &doc, NULL) != WISP_OK)
         return 0;
     size_t i;
     json_t *k;

@@ -104,6 +104,12 @@ static inline struct wisp_store *wispd_store(struct wisp_http_req *req)
  * the revision in *rev_out (may be NULL). */
 enum wisp_err wispd_get_json(struct wisp_txn *txn, const char *kind, const char *name,
                              json_t **out, int64_t *rev_out);
+/* As wispd_get_json, for documents read on hot paths that rarely change:
+ * *out is a reference to a tree shared with other threads, reused while the
+ * stored text is unchanged (src/wispd/doccache.c). Read it only, never
+ * modify it; json_decref it when done. */
+enum wisp_err wispd_get_json_shared(struct wisp_txn *txn, const char *kind, const char *name,
+                                    json_t **out, int64_t *rev_out);
 /* Writes obj as a document (expect_rev as in wisp_store_put). */
 enum wisp_err wispd_put_json(struct wisp_txn *txn, const char *kind, const char *name,
                              const json_t *obj, int64_t expect_rev, int64_t *rev_out);

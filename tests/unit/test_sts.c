@@ -65,6 +65,8 @@ static void refusals(void **state)
         {"grant_type=client_credentials&subject_token=a", "", "unsupported_grant_type"},
         {"subject_token=a", "", "invalid_request"},
         {FORM_OK "&subject_token=b", "", "invalid_request"}, /* duplicated field */
+        {FORM_OK "&subject%5Ftoken=b", "", "invalid_request"}, /* ... with its name encoded */
+        {"subject_token=%zz&" FORM_OK, "", "invalid_request"}, /* ... first copy malformed */
         {"grant_type=urn%3Aietf%3Aparams%3Aoauth%3Agrant-type%3Atoken-exchange&subject_token=a"
          "&subject_token_type=urn%3Aietf%3Aparams%3Aaws%3Atoken-type%3Aaws4_request&scope=s",
          "", "invalid_request"},

@@ -35,7 +35,7 @@ struct kube_req {
     struct wisp_http_req *req;
     const char *issuer;   /* the listener tag: the cluster's issuer URL */
     char *project, *location, *cluster; /* parsed from issuer */
-    json_t *cluster_doc;  /* the gkecluster document */
+    json_t *cluster_doc;  /* the gkecluster document: shared, read only */
     struct wispd_caller *caller; /* a Google identity, or NULL for a KSA */
     char *ksa_ns, *ksa_name;     /* a KSA caller */
     char *user;           /* for messages: email or system:serviceaccount:NS:NAME */

@@ -49,7 +49,7 @@ static int load_cluster(struct kube_req *k, struct wisp_txn *txn)
     k->location = wisp_xstrndup(l + 11, (size_t)(c - l - 11));
     k->cluster = wisp_xstrdup(c + 10);
     char *key = wisp_xasprintf("%s/%s/%s", k->project, k->location, k->cluster);
-    enum wisp_err err = wispd_get_json(txn, "gkecluster", key, &k->cluster_doc, NULL);
+    enum wisp_err err = wispd_get_json_shared(txn, "gkecluster", key, &k->cluster_doc, NULL);
     free(key);
     return err == WISP_OK;
 }
