@@ -4,10 +4,11 @@
 # /api/v1/namespaces/NS/pods on the cluster's Kubernetes API, HTTPS, the
 # owner's token) to the pod's first successful GET of
 # /computeMetadata/v1/instance/service-accounts/default/token from inside
-# the pod (its container loops on curl to 169.254.169.254 until 200 and
-# writes $EPOCHREALTIME; CLOCK_REALTIME on one host is comparable): p50,
-# p90, p99 and max over N pods created one after another, each deleted (and
-# gone from the API) before the next. Bound: p99 <= 50 ms.
+# the pod (its container loops on a token request to 169.254.169.254 until
+# 200 and writes $EPOCHREALTIME; CLOCK_REALTIME on one host is comparable):
+# p50, p90, p99 and max over N pods created one after another, each deleted
+# (gone from the API and, by default, its sandbox torn down) before the
+# next. Bound: p99 <= 50 ms.
 # Under `wisp up --nodes` with a cluster with a workload pool and a KSA whose
 # principal is bound on a bucket. The breakdown splits each pod's time at
 # what the logs and the container record: the API's answer to the create,
@@ -91,8 +92,9 @@ mkdir -m 777 "$tmp/out"
 
 echo "bench/pods: wisp $(git -C "$root" rev-parse --short HEAD 2>/dev/null || echo '?')," \
     "$(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg), N=$N (+$WARMUP warm-up) per client"
-settle=$(ls -d "$tmp"/state/nodes/*/*/ | head -1)pods
-[ "$SETTLE" = 1 ] || settle=-
+# The node's pods directory: STATE/nodes/FABRIC/NODE/pods (one node).
+settle=-
+for d in "$tmp"/state/nodes/*/*/; do [ "$SETTLE" = 1 ] && settle=${d}pods; break; done
 for client in $CLIENTS; do
     python3 "$here/drive.py" "$API" "$tmp/ca.pem" "$tmp/owner.token" "$NS" "$KSA" "$tmp/out" \
         $((N + WARMUP)) "$client" "$settle" >"$tmp/pods-$client.tsv"
@@ -103,8 +105,9 @@ done
 # NS/NAME sandbox: ..." with the sandbox's parts, and "pod NS/NAME started
 # at IP" when the sandbox is up; wisp-metadata logs "pod NS/NAME at IP"
 # when its table gets the pod's address. Log times are CLOCK_REALTIME, ms.
-nodelog=$(ls "$tmp"/state/nodes/*/*/wisp-node.log 2>/dev/null | head -1 || true)
-mdlog=$(ls "$tmp"/state/nodes/*/*/wisp-metadata.log 2>/dev/null | head -1 || true)
+nodelog='' mdlog=''
+for f in "$tmp"/state/nodes/*/*/wisp-node.log; do nodelog=$f; break; done
+for f in "$tmp"/state/nodes/*/*/wisp-metadata.log; do mdlog=$f; break; done
 stamps() { # stamps FILE REGEX-WITH-NAME-GROUP TAG
     [ -n "$1" ] && [ -f "$1" ] || return 0
     python3 - "$1" "$2" "$3" <<'PY'

@@ -85,7 +85,7 @@ void wisp_http_stream_end(struct wisp_http_stream *s);
 void *wisp_http_stream_thread_data(const struct wisp_http_stream *s);
 /* Runs every open stream's tick at once, on every worker of req's server,
  * instead of at its next stream_tick_ms: call it after committing a write
- * that streams follow (a watch), so they send it now. Any thread. */
+ * that streams follow (a watch), so they send it now. From a handler. */
 void wisp_http_streams_wake(struct wisp_http_req *req);
 
 /* Limits, enforced before a handler runs. Zero fields take the defaults in
