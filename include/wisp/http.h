@@ -83,6 +83,10 @@ size_t wisp_http_stream_pending(const struct wisp_http_stream *s);
 void wisp_http_stream_end(struct wisp_http_stream *s);
 /* The worker's thread_data, as req->thread_data was. */
 void *wisp_http_stream_thread_data(const struct wisp_http_stream *s);
+/* Runs every open stream's tick at once, on every worker of req's server,
+ * instead of at its next stream_tick_ms: call it after committing a write
+ * that streams follow (a watch), so they send it now. From a handler. */
+void wisp_http_streams_wake(struct wisp_http_req *req);
 
 /* Limits, enforced before a handler runs. Zero fields take the defaults in
  * brackets. Over-limit requests get 413/431/400 and, where HTTP/1.1 framing

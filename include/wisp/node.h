@@ -89,6 +89,8 @@ struct wisp_node_pod_spec {
     unsigned backoff_ms;     /* first restart delay, doubling to 300 s; 0: 10 s */
     const char *token;       /* sa/token before any container starts; may be NULL */
     const char *ca_crt;      /* sa/ca.crt (the cluster CA); may be NULL */
+    int hold;                /* 1: the init builds its namespaces, then waits for
+                              * wisp_node_pod_release() before any container starts */
 };
 
 struct wisp_node_pod;
@@ -106,6 +108,12 @@ const char *wisp_node_pod_dir(const struct wisp_node_pod *p);
 pid_t wisp_node_pod_pid(const struct wisp_node_pod *p); /* the init, 0 once reaped */
 /* Path of container i's log (stdout and stderr). */
 const char *wisp_node_pod_log(const struct wisp_node_pod *p, size_t i);
+
+/* A held pod (spec.hold): starts its containers. Signalling, stopping or
+ * destroying a held pod ends its init before any container runs. */
+enum wisp_err wisp_node_pod_release(struct wisp_node_pod *p);
+/* 1 while a held pod has not been released. */
+int wisp_node_pod_held(const struct wisp_node_pod *p);
 
 /* Atomically replaces sa/FILE (token, ca.crt, namespace) with data. */
 enum wisp_err wisp_node_pod_write_sa(struct wisp_node_pod *p, const char *file, const char *data,

@@ -85,7 +85,10 @@ struct wisp__http_worker {
     h2o_socket_t *stop_sock;         /* our dup of the server's eventfd */
     h2o_linklist_t conns;            /* struct wisp__http_conn */
     h2o_timeout_t stream_tick;       /* every stream's tick (stream.c) */
+    h2o_timeout_t stream_now;        /* ticks brought forward by a wake (stream.c) */
     h2o_linklist_t streams;          /* open streams, ended when the server stops */
+    int wake_fd;                     /* eventfd: any thread writes, this worker reads */
+    h2o_socket_t *wake_sock;         /* our dup of wake_fd */
     void *thread_data;               /* from cfg.on_thread_start */
     int stopping;                    /* only touched by this worker */
 };
@@ -123,6 +126,8 @@ struct wisp__http_state {
 
 /* Ends every open stream of w (stream.c): the server is stopping. */
 void wisp__http_streams_end(struct wisp__http_worker *w);
+/* Brings every open stream's tick of w forward to now (stream.c). */
+void wisp__http_streams_now(struct wisp__http_worker *w);
 
 /* The h2o on_req callback for the single "/" path (req.c). */
 int wisp__http_on_req(h2o_handler_t *self, h2o_req_t *req);

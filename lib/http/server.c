@@ -136,6 +136,8 @@ void wisp_http_server_free(struct wisp_http_server *srv)
     }
     free(srv->listeners);
     free(srv->routes);
+    for (unsigned i = 0; srv->workers && i < srv->cfg.n_threads; i++)
+        close(srv->workers[i].wake_fd);
     free(srv->workers);
     h2o_config_dispose(&srv->gconf);
     pthread_mutex_destroy(&srv->mu);
@@ -504,6 +506,30 @@ static void on_accept(h2o_socket_t *listener, const char *err)
     }
 }
 
+/* Another thread committed something streams follow: drain the eventfd
+ * (its counter coalesces any number of wakes) and run the ticks now. */
+static void on_wake(h2o_socket_t *sock, const char *err)
+{
+    struct wisp__http_worker *w = sock->data;
+    uint64_t n;
+    (void)err;
+    if (read(w->wake_fd, &n, sizeof(n)) == (ssize_t)sizeof(n))
+        wisp__http_streams_now(w);
+}
+
+void wisp_http_streams_wake(struct wisp_http_req *req)
+{
+    struct wisp__http_state *st = req->impl;
+    struct wisp__http_worker *self =
+        H2O_STRUCT_FROM_MEMBER(struct wisp__http_worker, ctx, st->h2o->conn->ctx);
+    struct wisp_http_server *srv = self->srv;
+    uint64_t one = 1;
+    for (unsigned i = 0; i < srv->cfg.n_threads; i++) {
+        ssize_t n = write(srv->workers[i].wake_fd, &one, sizeof(one));
+        (void)n; /* full counter or a stopped worker: nothing to wake */
+    }
+}
+
 static void on_stop(h2o_socket_t *sock, const char *err)
 {
     struct wisp__http_worker *w = sock->data;
@@ -687,6 +713,7 @@ static void *worker_main(void *arg)
     h2o_context_init(&w->ctx, w->loop, &srv->gconf);
     h2o_linklist_init_anchor(&w->conns);
     h2o_timeout_init(w->loop, &w->stream_tick, srv->cfg.stream_tick_ms);
+    h2o_timeout_init(w->loop, &w->stream_now, 0);
     h2o_linklist_init_anchor(&w->streams);
 
     h2o_linklist_init_anchor(&w->lsocks);
@@ -705,6 +732,12 @@ static void *worker_main(void *arg)
                                             H2O_SOCKET_FLAG_DONT_READ);
     w->stop_sock->data = w;
     h2o_socket_read_start(w->stop_sock, on_stop);
+    /* h2o closes what it is given; wake_fd stays open for writers until
+     * the server is freed. */
+    w->wake_sock = h2o_evloop_socket_create(w->loop, fcntl(w->wake_fd, F_DUPFD_CLOEXEC, 0),
+                                            H2O_SOCKET_FLAG_DONT_READ);
+    w->wake_sock->data = w;
+    h2o_socket_read_start(w->wake_sock, on_wake);
 
     while (!w->stopping) {
         if (h2o_evloop_run(w->loop, INT32_MAX) != 0 && errno != EINTR) {
@@ -724,7 +757,9 @@ static void *worker_main(void *arg)
     h2o_multithread_unregister_receiver(w->ctx.queue, &w->ctl);
     /* Every stream ended with its connection, so no tick is linked. */
     h2o_timeout_dispose(w->loop, &w->stream_tick);
+    h2o_timeout_dispose(w->loop, &w->stream_now);
     h2o_socket_close(w->stop_sock);
+    h2o_socket_close(w->wake_sock);
     queue = w->ctx.queue;
     h2o_context_dispose(&w->ctx);
 #if H2O_VERSION_MAJOR == 2 && H2O_VERSION_MINOR <= 2
@@ -777,6 +812,18 @@ enum wisp_err wisp_http_server_run(struct wisp_http_server *srv)
     }
     srv->ran = 1;
     srv->workers = wisp_xcalloc(srv->cfg.n_threads, sizeof(*srv->workers));
+    /* Every wake fd exists before any worker runs a handler that may
+     * write to all of them. */
+    for (unsigned i = 0; i < srv->cfg.n_threads; i++) {
+        srv->workers[i].wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+        if (srv->workers[i].wake_fd < 0) {
+            wisp_log_err("http", "eventfd: %s", strerror(errno));
+            for (unsigned j = 0; j < i; j++)
+                close(srv->workers[j].wake_fd);
+            WISP_FREE(srv->workers);
+            return WISP_EIO;
+        }
+    }
 
     /* Threads inherit the creator's mask. */
     worker_sigmask(&block);

@@ -2,7 +2,8 @@
 /* Streaming responses (include/wisp/http.h): an h2o generator that sends
  * what the owner queues, one write in flight at a time as h2o requires, and
  * a per-stream timer that lets the owner poll for new data (a watch asks the
- * store for changes on each tick). */
+ * store for changes on each tick). A wake (wisp_http_streams_wake) moves
+ * every timer to a zero timeout, so a commit reaches watchers at once. */
 #include <stdlib.h>
 #include <string.h>
 #include "http/internal.h"
@@ -13,7 +14,7 @@ struct wisp_http_stream {
     h2o_generator_t gen; /* first: h2o hands it back to the callbacks */
     h2o_req_t *h2o;
     struct wisp__http_worker *w;
-    h2o_timeout_entry_t tick_entry; /* on w->stream_tick */
+    h2o_timeout_entry_t tick_entry; /* on w->stream_tick, or w->stream_now after a wake */
     h2o_linklist_t link;            /* in w->streams while open */
     wisp_http_stream_tick tick;
     wisp_http_stream_closed closed;
@@ -166,6 +167,20 @@ void wisp_http_stream_end(struct wisp_http_stream *s)
 void *wisp_http_stream_thread_data(const struct wisp_http_stream *s)
 {
     return s->thread_data;
+}
+
+void wisp__http_streams_now(struct wisp__http_worker *w)
+{
+    /* Only the timers move here; the ticks run from the loop's timeout
+     * pass, where a stream that ends cannot pull this list from under us.
+     * A stream ending (no timer linked) is left alone. */
+    for (h2o_linklist_t *n = w->streams.next; n != &w->streams; n = n->next) {
+        struct wisp_http_stream *s = H2O_STRUCT_FROM_MEMBER(struct wisp_http_stream, link, n);
+        if (!h2o_timeout_is_linked(&s->tick_entry))
+            continue;
+        h2o_timeout_unlink(&s->tick_entry);
+        h2o_timeout_link(w->loop, &w->stream_now, &s->tick_entry);
+    }
 }
 
 void wisp__http_streams_end(struct wisp__http_worker *w)

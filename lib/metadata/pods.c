@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "wisp/alloc.h"
+#include "wisp/log.h"
 #include "wisp/metadata.h"
 
 /* A pod as the watch reports it, before joining its ServiceAccount. */
@@ -242,14 +243,18 @@ static void pod_upsert(struct wisp_md_pods *p, const json_t *obj, int remove)
         if (!strcmp(p->pods[i].ns, ns) && !strcmp(p->pods[i].name, name))
             break;
     }
+    const json_t *spec = json_object_get(obj, "spec");
+    const json_t *status = json_object_get(obj, "status");
+    const char *ip = str_at(status, "podIP", NULL);
+    /* When a pod's address becomes known (bench/pods times it). */
+    if (!remove && ip && ip[0] && (i == p->npods || !same(p->pods[i].ip, ip)))
+        wisp_log_info("pods", "pod %s/%s at %s", ns, name, ip);
     if (i < p->npods) {
         rpod_clear(&p->pods[i]);
         p->pods[i] = p->pods[--p->npods];
     }
     if (remove)
         return;
-    const json_t *spec = json_object_get(obj, "spec");
-    const json_t *status = json_object_get(obj, "status");
     const char *ksa = str_at(spec, "serviceAccountName", NULL);
     const char *phase = str_at(status, "phase", NULL);
     if (p->npods == p->cap_pods) {
@@ -261,7 +266,7 @@ static void pod_upsert(struct wisp_md_pods *p, const json_t *obj, int remove)
     r->name = wisp_xstrdup(name);
     r->uid = wisp_xstrdup(uid);
     r->ksa = wisp_xstrdup(ksa && ksa[0] ? ksa : "default");
-    r->ip = dup_or_null(str_at(status, "podIP", NULL));
+    r->ip = dup_or_null(ip);
     r->host_network = json_is_true(json_object_get(spec, "hostNetwork"));
     r->terminal = phase && (!strcmp(phase, "Succeeded") || !strcmp(phase, "Failed"));
 }

@@ -51,6 +51,7 @@ struct wisp_node_pod;
 struct wisp_node {
     char *fabric, *name, *netns, *netns_path;   /* from malloc() */
     char *state_dir, *ca_file, *host_bundle;    /* from malloc(); ca_file may be NULL */
+    int bundle_written;                         /* STATE/ca-certificates.crt (pod.c) */
     uint32_t fabric_net, fabric_gw, ip;         /* host byte order */
     unsigned fabric_prefix;
     uint32_t pod_net, pod_gw;                   /* pod range and its .1 (on the node's lo) */

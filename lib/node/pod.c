@@ -13,6 +13,7 @@
 #include <limits.h>
 #include <sched.h>
 #include <signal.h>
+#include <spawn.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -45,6 +46,7 @@ struct wisp_node_pod {
     char vif[16];                        /* the veth end in the node namespace */
     pid_t pid;                           /* the init; 0 once reaped */
     int ev_fd;                           /* read end of the init's event pipe */
+    int go_fd;                           /* held: write end of the init's go pipe; else -1 */
     int status;
 };
 
@@ -52,6 +54,11 @@ struct wisp_node_pod {
 #define POD_CA_BUNDLE "/etc/ssl/certs/ca-certificates.crt"
 static const char *const overlay_targets[] = {"/etc/hosts", "/etc/hostname", "/etc/resolv.conf",
                                               POD_CA_BUNDLE, "/root"};
+/* In the pod's directory, except the CA bundle: the same for every pod of
+ * a node, it is written once per node (STATE/ca-certificates.crt, a few
+ * hundred KB a pod would otherwise read and write as it starts) and bound
+ * read-only. */
+#define BUNDLE_INDEX 3
 static const char *const overlay_sources[] = {"hosts", "hostname", "resolv.conf",
                                               "ca-certificates.crt", "home"};
 #define N_OVERLAY (sizeof(overlay_targets) / sizeof(overlay_targets[0]))
@@ -59,6 +66,7 @@ static const char *const overlay_sources[] = {"hosts", "hostname", "resolv.conf"
 /* What the init needs, prepared by the parent before the clone. */
 struct init_args {
     int netns_fd, ev_wfd, devnull;
+    int go_rfd; /* held: one byte here starts the containers; EOF ends the init */
     int log_fds[MAX_CONTAINERS];
     int cover[N_OVERLAY];                /* 1: the host has the target */
     char sources[N_OVERLAY][PATH_MAX];   /* the pod's files */
@@ -105,6 +113,13 @@ static int64_t mono_ms(void)
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static int64_t mono_us(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
 }
 
 static int64_t wall_ms(void)
@@ -200,7 +215,7 @@ static void init_mounts(struct init_args *a)
             if (fd >= 0)
                 close(fd);
         }
-        if (bind_fd(src[i], a->targets[i], 0) != 0)
+        if (bind_fd(src[i], a->targets[i], i == BUNDLE_INDEX) != 0)
             init_die(a->targets[i]);
         close(src[i]);
     }
@@ -213,7 +228,9 @@ static void init_mounts(struct init_args *a)
         init_die("mounting /proc");
 }
 
-static pid_t init_spawn(struct init_args *a, size_t i)
+/* The slow path, which also explains a failure in the container's log:
+ * chdir or exec failing exits 128 or 127 as a runtime does. */
+static pid_t init_fork(struct init_args *a, size_t i)
 {
     pid_t pid = fork();
     if (pid != 0)
@@ -237,6 +254,44 @@ static pid_t init_spawn(struct init_args *a, size_t i)
     execvpe(c->argv[0], c->argv, a->envs[i]);
     dprintf(2, "wisp: exec %s: %s\n", c->argv[0], strerror(errno));
     _exit(127);
+}
+
+/* A container's process: stdin /dev/null, stdout and stderr its log, its
+ * own session, default signals, nothing else inherited. posix_spawn (a
+ * vfork: no copy of the init's page tables) is the fast path, a few ms of
+ * a pod's start on a loaded machine; when it fails the fork path runs
+ * again to report why in the log. */
+static pid_t init_spawn(struct init_args *a, size_t i)
+{
+    const struct wisp_node_container *c = &a->containers[i];
+    posix_spawn_file_actions_t fa;
+    posix_spawnattr_t at;
+    sigset_t none, all;
+    pid_t pid = -1;
+    int rc;
+
+    sigemptyset(&none);
+    sigfillset(&all);
+    if (posix_spawn_file_actions_init(&fa) != 0)
+        return init_fork(a, i);
+    if (posix_spawnattr_init(&at) != 0) {
+        posix_spawn_file_actions_destroy(&fa);
+        return init_fork(a, i);
+    }
+    rc = posix_spawn_file_actions_adddup2(&fa, a->devnull, 0);
+    rc = rc ? rc : posix_spawn_file_actions_adddup2(&fa, a->log_fds[i], 1);
+    rc = rc ? rc : posix_spawn_file_actions_adddup2(&fa, a->log_fds[i], 2);
+    rc = rc ? rc : posix_spawn_file_actions_addclosefrom_np(&fa, 3);
+    rc = rc ? rc : posix_spawn_file_actions_addchdir_np(&fa, c->workdir ? c->workdir : "/");
+    rc = rc ? rc : posix_spawnattr_setsigdefault(&at, &all);
+    rc = rc ? rc : posix_spawnattr_setsigmask(&at, &none);
+    rc = rc ? rc
+            : posix_spawnattr_setflags(&at, POSIX_SPAWN_SETSID | POSIX_SPAWN_SETSIGDEF |
+                                                 POSIX_SPAWN_SETSIGMASK);
+    rc = rc ? rc : posix_spawnp(&pid, c->argv[0], &fa, &at, c->argv, a->envs[i]);
+    posix_spawnattr_destroy(&at);
+    posix_spawn_file_actions_destroy(&fa);
+    return rc == 0 ? pid : init_fork(a, i);
 }
 
 int node_exit_code(int st)
@@ -274,6 +329,8 @@ static void init_main(struct init_args *a)
      * are first moved above 64 so that no placement overwrites another. */
     a->ev_wfd = fcntl(a->ev_wfd, F_DUPFD_CLOEXEC, 64);
     a->devnull = fcntl(a->devnull, F_DUPFD_CLOEXEC, 64);
+    if (a->go_rfd >= 0)
+        a->go_rfd = fcntl(a->go_rfd, F_DUPFD_CLOEXEC, 64);
     for (size_t i = 0; i < a->n; i++)
         a->log_fds[i] = fcntl(a->log_fds[i], F_DUPFD_CLOEXEC, 64);
     if (dup2(a->ev_wfd, 3) < 0)
@@ -288,7 +345,27 @@ static void init_main(struct init_args *a)
     if (dup2(a->devnull, fd_top) < 0)
         init_die("dup2");
     a->devnull = fd_top;
-    syscall(SYS_close_range, (unsigned)fd_top + 1, ~0u, 0u);
+    if (a->go_rfd >= 0) {
+        if (dup2(a->go_rfd, fd_top + 1) < 0)
+            init_die("dup2");
+        a->go_rfd = fd_top + 1;
+    }
+    /* Also closes the node's end of the go pipe, which this process
+     * inherited: only the node holds it now. */
+    syscall(SYS_close_range, (unsigned)(a->go_rfd >= 0 ? fd_top + 2 : fd_top + 1), ~0u, 0u);
+    if (a->go_rfd >= 0) {
+        /* Held: the node finishes what the containers need (their token)
+         * while this namespace was being built. No go byte (EOF): the
+         * sandbox is being destroyed and nothing runs. */
+        char go = 0;
+        ssize_t r;
+        do
+            r = read(a->go_rfd, &go, 1);
+        while (r < 0 && errno == EINTR);
+        if (r != 1)
+            _exit(0);
+        close(a->go_rfd);
+    }
 
     sigemptyset(&set);
     sigaddset(&set, SIGCHLD);
@@ -472,12 +549,14 @@ static int pod_files(struct wisp_node_pod *p, const struct wisp_node_pod_spec *s
     if (rc == 0)
         rc = write_file(p->dir, "hostname", b.data, b.len, 0644);
     wisp_buf_reset(&b);
-    if (rc == 0)
+    if (rc == 0 && !n->bundle_written) {
         rc = append_file(&b, n->host_bundle);
-    if (rc == 0 && n->ca_file)
-        rc = append_file(&b, n->ca_file);
-    if (rc == 0)
-        rc = write_file(p->dir, "ca-certificates.crt", b.data, b.len, 0644);
+        if (rc == 0 && n->ca_file)
+            rc = append_file(&b, n->ca_file);
+        if (rc == 0)
+            rc = write_file(n->state_dir, overlay_sources[BUNDLE_INDEX], b.data, b.len, 0644);
+        n->bundle_written = rc == 0;
+    }
     wisp_buf_free(&b);
     snprintf(path, sizeof(path), "%s/home", p->dir);
     if (rc == 0 && mkdir(path, 0700) != 0)
@@ -632,6 +711,8 @@ static void pod_free(struct wisp_node_pod *p)
 {
     if (p->ev_fd >= 0)
         close(p->ev_fd);
+    if (p->go_fd >= 0)
+        close(p->go_fd);
     for (size_t i = 0; i < p->n_logs; i++)
         free(p->logs[i]);
     free(p->logs);
@@ -651,8 +732,8 @@ enum wisp_err wisp_node_pod_start(struct wisp_node *n, const struct wisp_node_po
     char hostname[64], path[PATH_MAX];
 
     p->node = n;
-    p->ev_fd = -1;
-    a->netns_fd = a->devnull = -1;
+    p->ev_fd = p->go_fd = -1;
+    a->netns_fd = a->devnull = a->go_rfd = -1;
     for (size_t i = 0; i < MAX_CONTAINERS; i++)
         a->log_fds[i] = -1;
     *out = NULL;
@@ -674,6 +755,7 @@ enum wisp_err wisp_node_pod_start(struct wisp_node *n, const struct wisp_node_po
     }
     snprintf(hostname, sizeof(hostname), "%s", s->hostname ? s->hostname : s->name);
 
+    int64_t t0 = mono_us();
     p->off = node_ip_alloc(n);
     if (!p->off) {
         snprintf(why, whylen, "no free address in the pod range of node %s", n->name);
@@ -708,6 +790,7 @@ enum wisp_err wisp_node_pod_start(struct wisp_node *n, const struct wisp_node_po
         }
     }
 
+    int64_t t_files = mono_us();
     /* the network */
     p->netns = wisp_xasprintf("%s-%s", n->netns, s->uid);
     p->netns_path = wisp_xasprintf(NODE_NETNS_DIR "/%s", p->netns);
@@ -723,19 +806,22 @@ enum wisp_err wisp_node_pod_start(struct wisp_node *n, const struct wisp_node_po
         goto out;
     }
     snprintf(p->vif, sizeof(p->vif), "p%x", p->off);
+    int64_t t_netns = mono_us();
     rc = pod_net_up(p, a->netns_fd);
     if (rc != 0) {
         snprintf(why, whylen, "setting up the pod network: %s", strerror(-rc));
         goto out;
     }
 
+    int64_t t_net = mono_us();
     /* what the init needs */
     for (size_t i = 0; i < N_OVERLAY; i++) {
         struct stat st;
         /* no such file on the host: nothing to cover */
         a->cover[i] = realpath(overlay_targets[i], a->targets[i]) != NULL &&
                       stat(a->targets[i], &st) == 0;
-        snprintf(a->sources[i], sizeof(a->sources[i]), "%s/%s", p->dir, overlay_sources[i]);
+        snprintf(a->sources[i], sizeof(a->sources[i]), "%s/%s",
+                 i == BUNDLE_INDEX ? n->state_dir : p->dir, overlay_sources[i]);
     }
     snprintf(a->sa_dir, sizeof(a->sa_dir), "%s/sa", p->dir);
     a->devnull = open("/dev/null", O_RDWR | O_CLOEXEC);
@@ -744,6 +830,15 @@ enum wisp_err wisp_node_pod_start(struct wisp_node *n, const struct wisp_node_po
         goto out;
     }
     a->ev_wfd = pipefd[1];
+    if (s->hold) {
+        int go[2];
+        if (pipe2(go, O_CLOEXEC) != 0) {
+            snprintf(why, whylen, "preparing the pod's init: %s", strerror(errno));
+            goto out;
+        }
+        a->go_rfd = go[0];
+        p->go_fd = go[1];
+    }
     snprintf(a->hostname, sizeof(a->hostname), "%s", hostname);
     a->containers = s->containers;
     a->n = s->n_containers;
@@ -762,6 +857,10 @@ enum wisp_err wisp_node_pod_start(struct wisp_node *n, const struct wisp_node_po
         snprintf(why, whylen, "clone: %s", strerror(errno));
         goto out;
     }
+    wisp_log_info("node", "pod %s/%s sandbox: files %lld us, netns %lld us, veth %lld us, "
+                  "clone %lld us", s->ns, s->name, (long long)(t_files - t0),
+                  (long long)(t_netns - t_files), (long long)(t_net - t_netns),
+                  (long long)(mono_us() - t_net));
     p->pid = pid;
     p->ev_fd = pipefd[0];
     pipefd[0] = -1;
@@ -784,6 +883,8 @@ out:
         close(a->devnull);
     if (a->netns_fd >= 0)
         close(a->netns_fd);
+    if (a->go_rfd >= 0)
+        close(a->go_rfd);
     free(a);
     if (p) {
         pod_net_down(p);
@@ -854,8 +955,36 @@ int wisp_node_pod_next_event(struct wisp_node_pod *p, struct wisp_node_event *ev
     }
 }
 
+/* A held init has no handlers yet (it would ignore SIGTERM as PID 1):
+ * closing its go pipe ends it instead. */
+static void unhold(struct wisp_node_pod *p)
+{
+    if (p->go_fd >= 0) {
+        close(p->go_fd);
+        p->go_fd = -1;
+    }
+}
+
+enum wisp_err wisp_node_pod_release(struct wisp_node_pod *p)
+{
+    ssize_t r;
+    if (p->go_fd < 0)
+        return WISP_EINVAL;
+    do
+        r = write(p->go_fd, "g", 1);
+    while (r < 0 && errno == EINTR);
+    unhold(p);
+    return r == 1 ? WISP_OK : WISP_EIO;
+}
+
+int wisp_node_pod_held(const struct wisp_node_pod *p)
+{
+    return p->go_fd >= 0;
+}
+
 void wisp_node_pod_signal(struct wisp_node_pod *p, int sig)
 {
+    unhold(p);
     if (p->pid > 0)
         kill(p->pid, sig);
 }
@@ -885,6 +1014,7 @@ int wisp_node_pod_reap(struct wisp_node_pod *p, int block, int *status)
 void wisp_node_pod_stop(struct wisp_node_pod *p, unsigned grace_ms)
 {
     int64_t end = mono_ms() + grace_ms;
+    unhold(p);
     if (p->pid <= 0)
         return;
     kill(p->pid, SIGTERM);

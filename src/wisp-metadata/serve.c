@@ -122,10 +122,14 @@ void md_serve(struct wisp_http_req *req, void *ctx)
      * rather than answer "unknown" (SECURITY.md §A3); never longer. */
     if (caller.who == WISP_MD_UNKNOWN && strstr(req->path, "service-accounts")) {
         uint64_t gen = wisp_md_snap_gen(s);
+        /* The watch usually delivers within a few ms of the pod's start:
+         * look again after 1 ms, doubling up to STEP_MS, so the race costs
+         * a new pod about what it lasts and a stranger few wake-ups. */
+        unsigned step = 1;
         for (unsigned ms = 0; ms < md.unknown_wait_ms && caller.who == WISP_MD_UNKNOWN;
-             ms += STEP_MS) {
+             ms += step, step = step * 2 > STEP_MS ? STEP_MS : step * 2) {
             wisp_md_pods_leave(md.pods, t->slot);
-            usleep(STEP_MS * 1000);
+            usleep(step * 1000);
             s = wisp_md_pods_enter(md.pods, t->slot);
             if (wisp_md_snap_gen(s) != gen) {
                 gen = wisp_md_snap_gen(s);

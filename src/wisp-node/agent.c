@@ -4,10 +4,13 @@
  * token fresh, reports status through pods/NAME/status, honours deletion
  * with the pod's grace period and deletes the pod once its processes are
  * gone. One thread: curl's multi handle, a signalfd and the pods' event
- * pipes share one poll, so every pod's state changes in one place. */
+ * pipes share one poll, so every pod's state changes in one place; only a
+ * new pod's first TokenRequest runs on a short-lived second thread, beside
+ * its sandbox's construction. */
 #include <errno.h>
 #include <openssl/sha.h>
 #include <poll.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
@@ -45,6 +48,7 @@ struct apod {
 struct agent {
     const struct agent_config *cfg;
     struct kube *k;
+    struct kube tk;              /* the first-token thread's own connection */
     struct wisp_node *node;
     struct apod *pods;
     char *rv;                    /* the last resourceVersion seen */
@@ -256,7 +260,7 @@ static void report(struct agent *a, struct apod *p)
 /* TokenRequest bound to the pod. Returns the token (caller frees) and
  * schedules the next refresh at 80 % of its lifetime, as the kubelet does;
  * NULL (retry soon) when the API refuses. */
-static char *request_token(struct agent *a, struct apod *p)
+static char *request_token(struct agent *a, struct kube *k, struct apod *p)
 {
     char *ns = curl_easy_escape(NULL, p->ns, 0), *sa = curl_easy_escape(NULL, p->sa, 0);
     char *path = wisp_xasprintf("/api/v1/namespaces/%s/serviceaccounts/%s/token", ns, sa);
@@ -269,7 +273,7 @@ static char *request_token(struct agent *a, struct apod *p)
                             "TokenRequest", "spec", spec);
     char *body = json_dumps(req, JSON_COMPACT);
     json_t *resp = NULL;
-    long code = kube_call(a->k, "POST", path, "application/json", body, &resp);
+    long code = kube_call(k, "POST", path, "application/json", body, &resp);
     const char *tok = jstr(json_object_get(resp, "status"), "token");
     char *out = NULL;
     if ((code == 201 || code == 200) && tok) {
@@ -289,7 +293,7 @@ static char *request_token(struct agent *a, struct apod *p)
 
 static void refresh_token(struct agent *a, struct apod *p)
 {
-    char *tok = request_token(a, p);
+    char *tok = request_token(a, a->k, p);
     if (tok && wisp_node_pod_write_sa(p->sb, "token", tok, strlen(tok)) != WISP_OK)
         p->token_at = now_ms() + RETRY_MS;
     if (tok)
@@ -344,7 +348,9 @@ static char **env_of(const json_t *c)
     return v;
 }
 
-static void start_pod(struct agent *a, struct apod *p, const char *token)
+/* With a projected token the sandbox is held: its containers wait for
+ * release() below, once the token file exists. */
+static void start_pod(struct agent *a, struct apod *p)
 {
     const json_t *spec = json_object_get(p->obj, "spec");
     const json_t *cs = json_object_get(spec, "containers");
@@ -354,7 +360,7 @@ static void start_pod(struct agent *a, struct apod *p, const char *token)
     struct wisp_node_pod_spec s = {
         .uid = p->uid, .ns = p->ns, .name = p->name, .hostname = jstr(spec, "hostname"),
         .containers = c, .n_containers = p->n_c, .backoff_ms = a->cfg->backoff_ms,
-        .token = token, .ca_crt = token ? a->kube_ca_pem : NULL,
+        .ca_crt = p->automount ? a->kube_ca_pem : NULL, .hold = p->automount,
         .restart = rp && !strcmp(rp, "Never")       ? WISP_NODE_RESTART_NEVER
                    : rp && !strcmp(rp, "OnFailure") ? WISP_NODE_RESTART_ON_FAILURE
                                                     : WISP_NODE_RESTART_ALWAYS};
@@ -391,20 +397,58 @@ static void start_pod(struct agent *a, struct apod *p, const char *token)
 }
 
 /* As with a kubelet, the projected token exists before any container
- * starts: without one (the API refused), the pod waits and is retried. */
-static void try_start(struct agent *a, struct apod *p)
+ * starts: a held sandbox gets it and is released; without one (the API
+ * refused) it stays held, Pending, and is retried. Takes tok. */
+static void release(struct apod *p, char *tok)
 {
-    char *tok = NULL;
-    if (p->sb || p->done || p->deleting)
-        return;
-    if (p->automount && !(tok = request_token(a, p))) {
+    if (tok && wisp_node_pod_write_sa(p->sb, "token", tok, strlen(tok)) == WISP_OK &&
+        wisp_node_pod_release(p->sb) == WISP_OK) {
+        p->retry_at = 0;
+    } else {
         wisp_log_warn("node", "pod %s/%s: no projected token yet; retrying", p->ns, p->name);
         p->retry_at = now_ms() + RETRY_MS;
-        return;
     }
-    start_pod(a, p, tok);
     if (tok)
         wisp_secret_free(tok, 0);
+}
+
+struct token_job {
+    struct agent *a;
+    struct apod *p;
+    char *tok; /* the result, or NULL */
+};
+
+static void *token_thread(void *arg)
+{
+    struct token_job *j = arg;
+    j->tok = request_token(j->a, &j->a->tk, j->p);
+    return NULL;
+}
+
+/* A new pod: its TokenRequest (a signature in the API server) runs on a
+ * second thread while this one builds the sandbox; the containers start
+ * as soon as both are done, and the status with the pod's address goes out
+ * while they start (the metadata server waits briefly for an address it
+ * does not know yet). */
+static void try_start(struct agent *a, struct apod *p)
+{
+    struct token_job job = {.a = a, .p = p};
+    pthread_t th;
+    int threaded = 0;
+    if (p->sb || p->done || p->deleting)
+        return;
+    if (p->automount)
+        threaded = pthread_create(&th, NULL, token_thread, &job) == 0;
+    start_pod(a, p);
+    if (threaded)
+        pthread_join(th, NULL);
+    else if (p->automount && p->sb)
+        job.tok = request_token(a, a->k, p);
+    if (p->sb && wisp_node_pod_held(p->sb)) {
+        release(p, job.tok);
+    } else if (job.tok) {
+        wisp_secret_free(job.tok, 0); /* no sandbox (yet): a retry asks again */
+    }
     if (p->sb)
         report(a, p);
 }
@@ -518,6 +562,8 @@ static void upsert(struct agent *a, json_t *obj)
             finish_delete(a, p); /* nothing of it runs here */
             return;
         }
+        /* bench/pods times the stages of a pod's start from these lines */
+        wisp_log_info("node", "pod %s/%s seen", p->ns, p->name);
         try_start(a, p);
         return;
     }
@@ -661,6 +707,8 @@ static void timers(struct agent *a)
     for (struct apod *p = a->pods; p; p = p->next) {
         if (p->retry_at && now >= p->retry_at && !p->sb)
             try_start(a, p);
+        else if (p->retry_at && now >= p->retry_at && p->sb && wisp_node_pod_held(p->sb))
+            release(p, request_token(a, a->k, p));
         if (p->deleting && p->sb && wisp_node_pod_pid(p->sb) > 0 && now >= p->kill_at)
             wisp_node_pod_signal(p->sb, SIGKILL);
         if (p->automount && p->sb && !p->done && p->token_at && now >= p->token_at)
@@ -721,6 +769,7 @@ int agent_run(const struct agent_config *cfg, struct kube *k)
     }
     if (cfg->kube_ca)
         a.kube_ca_pem = slurp(cfg->kube_ca);
+    kube_init(&a.tk, k->api, k->ca_file, k->token_file);
     k->on_event = on_event;
     k->ctx = &a;
     wisp_log_info("node", "node %s up: %s in %s, pods from %s", cfg->node, wisp_node_ip(a.node),
@@ -778,6 +827,7 @@ int agent_run(const struct agent_config *cfg, struct kube *k)
     rc = 0;
     free(a.rv);
     free(a.kube_ca_pem);
+    kube_free(&a.tk);
     close(sfd);
     return rc;
 }

@@ -166,15 +166,16 @@ static void accept_peer(int ls, char out[16])
 static char *sleeper_argv[4];
 static char sleep_arg[64];
 
-static struct wisp_node_pod *start_pod(struct wisp_node *n, const char *name, char **argv,
-                                       enum wisp_node_restart restart)
+static struct wisp_node_pod *start_held(struct wisp_node *n, const char *name, char **argv,
+                                        enum wisp_node_restart restart, int hold)
 {
     char uid[64];
     static int seq;
     struct wisp_node_container c = {.name = "main", .argv = argv};
     snprintf(uid, sizeof(uid), "%08x-0000-4000-8000-%012d", (unsigned)getpid(), ++seq);
     struct wisp_node_pod_spec s = {.uid = uid, .ns = "team-a", .name = name, .containers = &c,
-                                   .n_containers = 1, .restart = restart, .backoff_ms = 100};
+                                   .n_containers = 1, .restart = restart, .backoff_ms = 100,
+                                   .hold = hold};
     struct wisp_node_pod *p = NULL;
     char why[256] = "";
     enum wisp_err err = wisp_node_pod_start(n, &s, &p, why, sizeof(why));
@@ -182,6 +183,12 @@ static struct wisp_node_pod *start_pod(struct wisp_node *n, const char *name, ch
         fprintf(stderr, "pod_start %s: %s\n", name, why);
     assert_int_equal(err, WISP_OK);
     return p;
+}
+
+static struct wisp_node_pod *start_pod(struct wisp_node *n, const char *name, char **argv,
+                                       enum wisp_node_restart restart)
+{
+    return start_held(n, name, argv, restart, 0);
 }
 
 /* Waits up to 5 s for the next event of p. */
@@ -409,6 +416,55 @@ static void test_token_refresh_visible(void **state)
     wisp_node_pod_destroy(p);
 }
 
+/* A held pod runs nothing until released, and then sees the token written
+ * meanwhile; a held pod stopped instead runs nothing at all. A command that
+ * cannot be run exits 127 with the reason in its log. */
+static void test_hold_and_spawn_failure(void **state)
+{
+    (void)state;
+    struct wisp_node_event ev;
+    char *argv[] = {"cat", "/var/run/secrets/kubernetes.io/serviceaccount/token", NULL};
+    char *missing[] = {"wisp-no-such-command", NULL};
+    if (geteuid() != 0)
+        skip();
+    if (!node)
+        node = up("gke-c-pool-1", "198.18.7.0/24", NULL);
+    struct wisp_node_pod *p = start_held(node, "held", argv, WISP_NODE_RESTART_NEVER, 1);
+    assert_int_equal(wisp_node_pod_held(p), 1);
+    usleep(100000);
+    assert_int_equal(wisp_node_pod_next_event(p, &ev), 0); /* nothing started */
+    assert_int_equal(wisp_node_pod_write_sa(p, "token", "late-token", 10), WISP_OK);
+    assert_int_equal(wisp_node_pod_release(p), WISP_OK);
+    assert_int_equal(wisp_node_pod_held(p), 0);
+    next_event(p, &ev);
+    assert_int_equal(ev.kind, WISP_NODE_EV_STARTED);
+    next_event(p, &ev);
+    assert_int_equal(ev.kind, WISP_NODE_EV_EXITED);
+    assert_int_equal(ev.status, 0);
+    char *log = slurp(wisp_node_pod_log(p, 0));
+    assert_string_equal(log, "late-token");
+    free(log);
+    wisp_node_pod_destroy(p);
+
+    p = start_held(node, "held-stop", argv, WISP_NODE_RESTART_NEVER, 1);
+    wisp_node_pod_stop(p, 2000);
+    assert_int_equal(wisp_node_pod_pid(p), 0);
+    while (wisp_node_pod_next_event(p, &ev) == 1)
+        assert_int_not_equal(ev.kind, WISP_NODE_EV_STARTED);
+    wisp_node_pod_destroy(p);
+
+    p = start_pod(node, "missing", missing, WISP_NODE_RESTART_NEVER);
+    next_event(p, &ev);
+    assert_int_equal(ev.kind, WISP_NODE_EV_STARTED);
+    next_event(p, &ev);
+    assert_int_equal(ev.kind, WISP_NODE_EV_EXITED);
+    assert_int_equal(ev.status, 127);
+    log = slurp(wisp_node_pod_log(p, 0));
+    assert_non_null(strstr(log, "wisp: exec wisp-no-such-command"));
+    free(log);
+    wisp_node_pod_destroy(p);
+}
+
 static void test_restart_and_term(void **state)
 {
     (void)state;
@@ -509,6 +565,7 @@ int main(void)
         cmocka_unit_test(test_network),
         cmocka_unit_test(test_sandbox_view),
         cmocka_unit_test(test_token_refresh_visible),
+        cmocka_unit_test(test_hold_and_spawn_failure),
         cmocka_unit_test(test_restart_and_term),
         cmocka_unit_test(test_small_range_churn),
         cmocka_unit_test(test_teardown_leaves_nothing),

@@ -311,6 +311,8 @@ static void commit_and_answer(struct kube_req *k, struct wisp_txn *txn, const st
         err = wisp_store_commit(txn);
     else
         wisp_store_rollback(txn);
+    if (!err) /* watchers send it now, not at their next tick */
+        wisp_http_streams_wake(k->req);
     if (err == WISP_EEXIST)
         kube_status(k->req, 409, "AlreadyExists", name, res->plural, "%s \"%s\" already exists",
                     res->plural, name);
@@ -504,6 +506,7 @@ static void delete(struct kube_req *k, const struct kube_res *res, const char *n
         kube_store_error(req, err);
         goto done;
     }
+    wisp_http_streams_wake(req);
     set_rv(cur, rev);
     kube_send(req, 200, kube_public(cur));
 done:
