@@ -69,16 +69,18 @@ api POST "$BASE:getIamPolicy?fields=etag" '{}' "$TOKEN" > /dev/null
 check "fields= trims the answer" python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); sys.exit(0 if list(d)==["etag"] else 1)' "$T_STATE/body"
 
 # Denial names principal, permission and resource: the owner creates a
-# project, hands it to someone else, and is then refused on it.
+# project, hands it to someone else, and is then refused on it. (It keeps
+# what the organization grants it: as organization admin it may still read
+# the project's policy, so the refusal is on a Service Usage call.)
 Q=wisp-it-errors-q
 check "gcloud projects create" gcloud projects create "$Q" --quiet
 check "give the project away" test "$(api POST "https://127.0.0.1:$PORT/cloudresourcemanager/v1/projects/$Q:setIamPolicy" \
     '{"policy":{"bindings":[{"role":"roles/owner","members":["user:someone@example.com"]}]}}' "$TOKEN")" = "200 NOT-GOOGLE-ERROR"
-check "now denied -> 403 PERMISSION_DENIED" test "$(api POST "https://127.0.0.1:$PORT/cloudresourcemanager/v1/projects/$Q:getIamPolicy" '{}' "$TOKEN")" = "403 PERMISSION_DENIED"
+check "now denied -> 403 PERMISSION_DENIED" test "$(api GET "https://127.0.0.1:$PORT/serviceusage/v1/projects/$Q/services/container.googleapis.com" '' "$TOKEN")" = "403 PERMISSION_DENIED"
 check "the denial names principal, permission and resource" python3 -c '
 import json,sys; m=json.load(open(sys.argv[1]))["error"]["message"]
-sys.exit(0 if "serviceAccount:wisp-owner@" in m and "resourcemanager.projects.getIamPolicy" in m and "projects/wisp-it-errors-q" in m else 1)' "$T_STATE/body"
-check "gcloud reports the denial and exits non-zero" bash -c "! gcloud projects get-iam-policy $Q > /dev/null 2>&1"
+sys.exit(0 if "serviceAccount:wisp-owner@" in m and "serviceusage.services.get" in m and "projects/wisp-it-errors-q" in m else 1)' "$T_STATE/body"
+check "gcloud reports the denial and exits non-zero" bash -c "! gcloud services enable container.googleapis.com --project $Q > /dev/null 2>&1"
 
 # x-goog-user-project: the caller must be allowed to use the quota project.
 quota() { curl -sS --cacert "$CA" -o /dev/null -w '%{http_code}' -X POST \
