@@ -14,6 +14,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <ftw.h>
 #include <limits.h>
 #include <pthread.h>
 #include <signal.h>
@@ -185,11 +186,20 @@ static void reap(void)
     }
 }
 
+static int rm_entry(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
+{
+    (void)sb;
+    (void)flag;
+    (void)ftw;
+    remove(path);
+    return 0;
+}
+
 /* Before a node agent that died is started again: whether its metadata
- * servers are gone (they pin the old namespace), and if so unpins what it
- * left, the node's namespace and its pods' (their processes died with
- * it). */
-static int node_clean(struct child *k, const char *netns)
+ * servers are gone (they pin the old namespace), and if so removes what it
+ * left: the node's namespace, its pods' (their processes died with it) and
+ * their files in dir/pods, so that the new agent starts them afresh. */
+static int node_clean(struct child *k, const char *netns, const char *dir)
 {
     for (size_t j = 0; j < sup.n_kids; j++) {
         if (sup.kids[j].pid && strncmp(sup.kids[j].key, "md-", 3) == 0 &&
@@ -212,6 +222,9 @@ static int node_clean(struct child *k, const char *netns)
     }
     if (d)
         closedir(d);
+    char pods[PATH_MAX + 80];
+    snprintf(pods, sizeof(pods), "%s/pods", dir);
+    nftw(pods, rm_entry, 16, FTW_DEPTH | FTW_PHYS | FTW_MOUNT);
     k->unclean = 0;
     return 1;
 }
@@ -342,7 +355,7 @@ static void node_ensure(struct cluster_info *c, const json_t *node, const struct
     snprintf(key, sizeof(key), "node %s %s", c->fabric, name);
     struct child *k = child_get(key);
     k->seen = 1;
-    if (child_due(k) && (!k->unclean || node_clean(k, ns + strlen("/run/netns/")))) {
+    if (child_due(k) && (!k->unclean || node_clean(k, ns + strlen("/run/netns/"), dir))) {
         snprintf(prog, sizeof(prog), "%s/wisp-node", sup.bindir);
         snprintf(log, sizeof(log), "%s/wisp-node.log", dir);
         char *argv[] = {prog, "run", "--kube-api", api, "--kube-ca", ca, "--kube-token-file", tok,

@@ -57,8 +57,8 @@ print("lists" if d.get("kind") == "storage#objects" else
       "denied" if d.get("error", {}).get("code") in (401, 403) else "other")'
 }
 is() { [ "$($1 "$2" ${3:-})" = "$4" ]; } # is FN POD [ARG] WANT
+quiet() { "$@" > /dev/null 2>&1; }
 email_of() { log_of "$1" | head -1; }
-md_pid() { sed -n "s/^pid \([0-9]*\) md-$1 .*/\1/p" "$T_STATE/run/nodes" | head -1; }
 
 check "cluster with a workload pool" \
     gcloud container clusters create std --location=$L --workload-pool=$POOL --num-nodes=1 --quiet
@@ -73,13 +73,13 @@ for _ in $(seq 1 50); do
     gcloud iam service-accounts describe "$NODE_SA" > /dev/null 2>&1 && break
     sleep 0.2
 done
-check "the GCE pool's nodes run as $NODE_SA" \
+check "the GCE pool's nodes run as $NODE_SA" quiet \
     gcloud iam service-accounts describe "$NODE_SA" --format='value(email)'
 gcloud storage buckets create gs://gp-ksa gs://gp-node --quiet > /dev/null 2>&1
-check "bind the KSA's principal on gp-ksa" gcloud storage buckets add-iam-policy-binding \
+check "bind the KSA's principal on gp-ksa" quiet gcloud storage buckets add-iam-policy-binding \
     gs://gp-ksa --role=roles/storage.objectViewer --member="$PRINCIPAL/subject/ns/ns-a/sa/app" \
     --condition=None
-check "bind the node account on gp-node" gcloud storage buckets add-iam-policy-binding \
+check "bind the node account on gp-node" quiet gcloud storage buckets add-iam-policy-binding \
     gs://gp-node --role=roles/storage.objectViewer --member="serviceAccount:$NODE_SA" \
     --condition=None
 
@@ -93,10 +93,13 @@ check "GCE pool: its token lists the node account's bucket" is answer on-gce NOD
 check "GKE pool: the pod's email is the workload pool" is email_of on-gke "" "$POOL"
 check "GKE pool: its token lists the KSA's bucket" is answer on-gke KSA lists
 check "GKE pool: its token is denied on the node account's bucket" is answer on-gke NODE denied
-check "the node key is a user-managed key of the account, file 0600" \
-    test "$(stat -c %a "$T_STATE"/nodes/*/node-sa-gce.json)" = 600
+check "the node key is one user-managed key of the account" test "$(gcloud iam \
+    service-accounts keys list --iam-account="$NODE_SA" --managed-by=user --format='value(name)' |
+    wc -l)" = 1
+check "its file is 0600" test "$(stat -c %a "$T_STATE"/nodes/*/node-sa-gce.json)" = 600
 
 # The supervisor brings a killed metadata server back.
+md_pid() { sed -n "s/^pid \([0-9]*\) md-$1 .*/\1/p" "$T_STATE/run/nodes" | head -1; }
 OLD=$(md_pid gke)
 check "the GKE pool's wisp-metadata is recorded in run/nodes" test -n "$OLD"
 kill -9 "$OLD"
@@ -129,6 +132,13 @@ gce_again() {
     return 1
 }
 check "a killed GCE-mode wisp-metadata comes back too" gce_again
+
+# A killed node agent: its pods die with it (PDEATHSIG); the supervisor
+# clears what it left, starts it again, and it starts the node's pods anew.
+agent_pid() { sed -n "s/^pid \([0-9]*\) node .*-gce-.*/\1/p" "$T_STATE/run/nodes" | head -1; }
+OLD=$(agent_pid)
+kill -9 "$OLD"
+check "a killed wisp-node comes back with its pod and metadata server" gce_again
 
 # Nothing stays behind.
 PREFIX=$(sed -n 's/^prefix //p' "$T_STATE/run/nodes")
