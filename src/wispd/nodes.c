@@ -48,7 +48,7 @@ struct child {
     unsigned delay; /* seconds from died to the next start */
     int seen;       /* still desired in this pass */
     int unclean;    /* node agent: died, its namespaces may be left */
-    int warned;     /* md-gce: said once that the pool's account is missing */
+    int warned;     /* "pool FABRIC POOL" (never run): said its account is missing */
 };
 
 /* A pool key to mint once the pass's read transaction has ended. */
@@ -155,6 +155,21 @@ static const char *node_part(const char *key)
     return key + strcspn(key, " ");
 }
 
+/* How many metadata servers of k's node run; sends them sig unless 0. */
+static size_t md_siblings(const struct child *k, int sig)
+{
+    size_t n = 0;
+    for (size_t j = 0; j < sup.n_kids; j++) {
+        if (sup.kids[j].pid && strncmp(sup.kids[j].key, "md-", 3) == 0 &&
+            strcmp(node_part(sup.kids[j].key), node_part(k->key)) == 0) {
+            n++;
+            if (sig)
+                kill(sup.kids[j].pid, sig);
+        }
+    }
+    return n;
+}
+
 /* Reaps children that exited, says how, and schedules their restart. A
  * node agent that died takes its metadata server with it: the server's
  * listener holds the old node namespace, which the new agent recreates. */
@@ -168,20 +183,19 @@ static void reap(void)
             if (k->pid != pid)
                 continue;
             child_down(k);
+            char next[32] = ""; /* nothing to say of children stopped on purpose */
+            if (k->seen && !sup.stop)
+                snprintf(next, sizeof(next), "; restart in %u s", k->delay);
             if (WIFSIGNALED(status))
-                wisp_log_warn("nodes", "%s (pid %d) killed by signal %d; restart in %u s",
-                              k->key, (int)pid, WTERMSIG(status), k->delay);
+                wisp_log_warn("nodes", "%s (pid %d) killed by signal %d%s", k->key, (int)pid,
+                              WTERMSIG(status), next);
             else
-                wisp_log_warn("nodes", "%s (pid %d) exited with status %d; restart in %u s",
-                              k->key, (int)pid, WEXITSTATUS(status), k->delay);
+                wisp_log_warn("nodes", "%s (pid %d) exited with status %d%s", k->key, (int)pid,
+                              WEXITSTATUS(status), next);
             if (strncmp(k->key, "node ", 5) != 0)
                 continue;
             k->unclean = 1;
-            for (size_t j = 0; j < sup.n_kids; j++) {
-                if (sup.kids[j].pid && strncmp(sup.kids[j].key, "md-", 3) == 0 &&
-                    strcmp(node_part(sup.kids[j].key), node_part(k->key)) == 0)
-                    kill(sup.kids[j].pid, SIGTERM);
-            }
+            md_siblings(k, SIGTERM);
         }
     }
 }
@@ -201,11 +215,8 @@ static int rm_entry(const char *path, const struct stat *sb, int flag, struct FT
  * their files in dir/pods, so that the new agent starts them afresh. */
 static int node_clean(struct child *k, const char *netns, const char *dir)
 {
-    for (size_t j = 0; j < sup.n_kids; j++) {
-        if (sup.kids[j].pid && strncmp(sup.kids[j].key, "md-", 3) == 0 &&
-            strcmp(node_part(sup.kids[j].key), node_part(k->key)) == 0)
-            return 0;
-    }
+    if (md_siblings(k, 0))
+        return 0;
     size_t n = strlen(netns);
     DIR *d = opendir("/run/netns");
     struct dirent *e;
@@ -557,11 +568,11 @@ static void pass(void)
 {
     struct wisp_txn *txn = NULL;
     json_t *clusters = json_array();
+    reap(); /* while seen still says what the last pass wanted */
     for (size_t i = 0; i < sup.n_kids; i++)
         sup.kids[i].seen = 0;
     for (size_t i = 0; i < sup.n_fabs; i++)
         sup.fabs[i].seen = 0;
-    reap();
     if (wisp_store_begin(sup.st, 0, &txn) == WISP_OK &&
         wisp_store_list(txn, "gkecluster", "", NULL, 0, collect, clusters, NULL) == WISP_OK) {
         size_t i;
