@@ -4,19 +4,24 @@
  * pools. Every second it reads the clusters and their pools and, for each
  * cluster, brings up its fabric namespace (`wisp-node fabric-up`) and a
  * wispd listener on the fabric's gateway address, where pods reach the
- * Google APIs over TLS; for each node it runs one `wisp-node run` and, on
- * GKE_METADATA pools, one `wisp-metadata` listening on 169.254.169.254:80
- * inside the node's namespace. Children that die are restarted; nodes and
- * clusters that go away are stopped; stopping wispd stops everything and
- * removes every namespace it made. docs/internals/NODES.md. */
+ * Google APIs over TLS; for each node it runs one `wisp-node run` and one
+ * `wisp-metadata` listening on 169.254.169.254:80 inside the node's
+ * namespace: the pods' KSA identities on GKE_METADATA pools, the node
+ * pool's service account on GCE_METADATA ones (nodes_gce.c). Children that
+ * die are restarted with backoff; nodes and clusters that go away are
+ * stopped; stopping wispd stops everything and removes every namespace it
+ * made. docs/internals/NODE.md, "The supervisor". */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <ftw.h>
 #include <limits.h>
 #include <pthread.h>
 #include <signal.h>
 #include <spawn.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/mount.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -25,22 +30,30 @@
 #include "wisp/http.h"
 #include "wisp/ksa.h"
 #include "wisp/log.h"
+#include "nodes_int.h"
 #include "wispd.h"
 
 extern char **environ;
 
 #define FABRIC_GATEWAY "100.64.0.1"  /* wisp-node's default fabric gateway */
 #define KUBE_TOKEN_SECONDS (47 * 3600) /* under STS's and the API's 48 h bound */
-#define RESTART_AFTER 2                /* seconds before a dead child is restarted */
+#define BACKOFF_MAX 60                 /* seconds: the longest wait before a restart */
+#define RAN_WELL 60                    /* seconds of running that reset the backoff */
 #define STOP_WAIT 15                   /* seconds children get to exit on stop */
 
-enum child_kind { CHILD_NODE, CHILD_METADATA };
-
 struct child {
-    char *key; /* "node FABRIC NODE" or "md FABRIC NODE" */
+    char *key; /* "node FABRIC NODE", "md-gke FABRIC NODE" or "md-gce FABRIC NODE" */
     pid_t pid; /* 0 while not running */
-    time_t died;
-    int seen; /* still desired in this pass */
+    time_t started, died;
+    unsigned delay; /* seconds from died to the next start */
+    int seen;       /* still desired in this pass */
+    int unclean;    /* node agent: died, its namespaces may be left */
+    int warned;     /* "pool FABRIC POOL" (never run): said its account is missing */
+};
+
+/* A pool key to mint once the pass's read transaction has ended. */
+struct key_job {
+    char *project_id, *project_number, *email, *path;
 };
 
 struct fabric {
@@ -60,6 +73,8 @@ static struct {
     size_t n_kids;
     struct fabric *fabs;
     size_t n_fabs;
+    struct key_job *jobs;
+    size_t n_jobs;
     struct wisp_store *st;
 } sup;
 
@@ -107,20 +122,122 @@ static struct child *child_get(const char *key)
     return &sup.kids[sup.n_kids++];
 }
 
-/* Reaps children that exited and notes when. */
+/* Whether k is down and its backoff has passed. */
+static int child_due(const struct child *k)
+{
+    return !k->pid && time(NULL) - k->died >= (time_t)k->delay;
+}
+
+/* Notes that k is down from now: the next start waits 1 s, doubling up to
+ * BACKOFF_MAX while it keeps dying young. */
+static void child_down(struct child *k)
+{
+    time_t now = time(NULL);
+    int young = k->started && now - k->started < RAN_WELL;
+    k->delay = !young || !k->delay ? 1 : k->delay * 2 > BACKOFF_MAX ? BACKOFF_MAX : k->delay * 2;
+    k->pid = 0;
+    k->died = now;
+}
+
+static void child_spawn(struct child *k, char *const argv[], const char *log_path)
+{
+    k->pid = spawn(argv, log_path);
+    k->started = time(NULL);
+    if (k->pid)
+        wisp_log_info("nodes", "%s started (pid %d)", k->key, (int)k->pid);
+    else
+        child_down(k);
+}
+
+/* The " FABRIC NODE" part of a child's key. */
+static const char *node_part(const char *key)
+{
+    return key + strcspn(key, " ");
+}
+
+/* How many metadata servers of k's node run; sends them sig unless 0. */
+static size_t md_siblings(const struct child *k, int sig)
+{
+    size_t n = 0;
+    for (size_t j = 0; j < sup.n_kids; j++) {
+        if (sup.kids[j].pid && strncmp(sup.kids[j].key, "md-", 3) == 0 &&
+            strcmp(node_part(sup.kids[j].key), node_part(k->key)) == 0) {
+            n++;
+            if (sig)
+                kill(sup.kids[j].pid, sig);
+        }
+    }
+    return n;
+}
+
+/* Reaps children that exited, says how, and schedules their restart. A
+ * node agent that died takes its metadata server with it: the server's
+ * listener holds the old node namespace, which the new agent recreates. */
 static void reap(void)
 {
     pid_t pid;
     int status;
     while ((pid = waitpid(-1, &status, WNOHANG)) > 0) {
         for (size_t i = 0; i < sup.n_kids; i++) {
-            if (sup.kids[i].pid == pid) {
-                wisp_log_warn("nodes", "%s exited (status %d)", sup.kids[i].key, status);
-                sup.kids[i].pid = 0;
-                sup.kids[i].died = time(NULL);
-            }
+            struct child *k = &sup.kids[i];
+            if (k->pid != pid)
+                continue;
+            child_down(k);
+            char next[32] = ""; /* nothing to say of children stopped on purpose */
+            if (k->seen && !sup.stop)
+                snprintf(next, sizeof(next), "; restart in %u s", k->delay);
+            if (WIFSIGNALED(status))
+                wisp_log_warn("nodes", "%s (pid %d) killed by signal %d%s", k->key, (int)pid,
+                              WTERMSIG(status), next);
+            else
+                wisp_log_warn("nodes", "%s (pid %d) exited with status %d%s", k->key, (int)pid,
+                              WEXITSTATUS(status), next);
+            if (strncmp(k->key, "node ", 5) != 0)
+                continue;
+            k->unclean = 1;
+            md_siblings(k, SIGTERM);
         }
     }
+}
+
+static int rm_entry(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
+{
+    (void)sb;
+    (void)flag;
+    (void)ftw;
+    remove(path);
+    return 0;
+}
+
+/* Before a node agent that died is started again: whether its metadata
+ * servers are gone (they pin the old namespace), and if so removes what it
+ * left: the node's namespace, its pods' (their processes died with it) and
+ * their files in dir/pods, so that the new agent starts them afresh. */
+static int node_clean(struct child *k, const char *netns, const char *dir)
+{
+    if (md_siblings(k, 0))
+        return 0;
+    size_t n = strlen(netns);
+    DIR *d = opendir("/run/netns");
+    struct dirent *e;
+    while (d && (e = readdir(d)) != NULL) {
+        /* The node's own, or one of its pods' (NODE-UID, a 36-byte UID). */
+        if (strncmp(e->d_name, netns, n) != 0 ||
+            (e->d_name[n] && (e->d_name[n] != '-' || strlen(e->d_name + n + 1) != 36)))
+            continue;
+        char path[PATH_MAX];
+        snprintf(path, sizeof(path), "/run/netns/%s", e->d_name);
+        umount2(path, MNT_DETACH);
+        unlink(path);
+        wisp_log_info("nodes", "removed %s, left by %s", e->d_name, k->key);
+    }
+    if (d)
+        closedir(d);
+    char pods[PATH_MAX + 80];
+    snprintf(pods, sizeof(pods), "%s/pods", dir);
+    nftw(pods, rm_entry, 16, FTW_DEPTH | FTW_PHYS | FTW_MOUNT);
+    k->unclean = 0;
+    return 1;
 }
 
 /* Whether the file at path holds exactly text. */
@@ -223,54 +340,108 @@ static struct fabric *fabric_ensure(struct cluster_info *c)
     return &sup.fabs[sup.n_fabs++];
 }
 
-static void node_ensure(struct cluster_info *c, const json_t *node, const char *mode,
+/* What a node's metadata server is to serve: GKE_METADATA, or the pool's
+ * account through its key file (key NULL while the key is not there). */
+struct md_mode {
+    int gce;
+    const char *key;
+};
+
+static void node_ensure(struct cluster_info *c, const json_t *node, const struct md_mode *mode,
                         const char *project_number)
 {
     const char *name = json_string_value(json_object_get(node, "name"));
     const char *cidr = json_string_value(json_object_get(node, "podCIDR"));
     char key[400], log[PATH_MAX + 128], dir[PATH_MAX + 64], api[64], ca[PATH_MAX + 32],
-        tok[PATH_MAX + 32], wca[PATH_MAX + 16], prog[PATH_MAX + 16];
+        tok[PATH_MAX + 32], wca[PATH_MAX + 16], prog[PATH_MAX + 16], ns[400];
     int kport = (int)json_integer_value(json_object_get(c->doc, "kubePort"));
     snprintf(api, sizeof(api), "https://127.0.0.1:%d", kport);
     snprintf(ca, sizeof(ca), "%s/cluster-ca.pem", c->dir);
     snprintf(tok, sizeof(tok), "%s/kube-token", c->dir);
     snprintf(wca, sizeof(wca), "%s/ca.pem", wispd.state_dir);
     snprintf(dir, sizeof(dir), "%s/%s", c->dir, name);
+    snprintf(ns, sizeof(ns), "/run/netns/%s-%s", c->fabric, name);
     mkdir(dir, 0700);
 
     snprintf(key, sizeof(key), "node %s %s", c->fabric, name);
     struct child *k = child_get(key);
     k->seen = 1;
-    if (!k->pid && time(NULL) - k->died >= RESTART_AFTER) {
+    if (child_due(k) && (!k->unclean || node_clean(k, ns + strlen("/run/netns/"), dir))) {
         snprintf(prog, sizeof(prog), "%s/wisp-node", sup.bindir);
         snprintf(log, sizeof(log), "%s/wisp-node.log", dir);
         char *argv[] = {prog, "run", "--kube-api", api, "--kube-ca", ca, "--kube-token-file", tok,
                         "--node", (char *)name, "--pod-cidr", (char *)cidr, "--state", dir,
                         "--fabric", c->fabric, "--ca", wca, NULL};
-        k->pid = spawn(argv, log);
+        child_spawn(k, argv, log);
     }
-    if (strcmp(mode, "GKE_METADATA") != 0)
-        return;
     /* The metadata server listens inside the node's namespace, which the
-     * node agent creates. */
-    char ns[400];
-    snprintf(ns, sizeof(ns), "/run/netns/%s-%s", c->fabric, name);
-    snprintf(key, sizeof(key), "md %s %s", c->fabric, name);
+     * node agent creates; a mode change replaces it (the old key is not
+     * seen, so retire() stops it). */
+    int agent_up = k->pid != 0;
+    snprintf(key, sizeof(key), "%s %s %s", mode->gce ? "md-gce" : "md-gke", c->fabric, name);
     k = child_get(key);
     k->seen = 1;
-    if (k->pid || time(NULL) - k->died < RESTART_AFTER || !file_exists(ns))
+    if (!agent_up || !child_due(k) || !file_exists(ns) || (mode->gce && !mode->key))
         return;
-    char sts[64], iamc[64];
+    char sts[64], iamc[64], token_uri[64];
     snprintf(sts, sizeof(sts), "https://127.0.0.1:%d/sts", wispd.https_port);
     snprintf(iamc, sizeof(iamc), "https://127.0.0.1:%d/iamcredentials", wispd.https_port);
+    snprintf(token_uri, sizeof(token_uri), "https://127.0.0.1:%d/token", wispd.https_port);
     snprintf(prog, sizeof(prog), "%s/wisp-metadata", sup.bindir);
     snprintf(log, sizeof(log), "%s/wisp-metadata.log", dir);
+    if (mode->gce) {
+        /* wisp-metadata runs here, in the root namespace, and reaches
+         * wisp's token endpoint on loopback. */
+        char *argv[] = {prog, "--mode", "GCE_METADATA", "--node-credentials",
+                        (char *)mode->key, "--token-uri", token_uri, "--google-ca", wca,
+                        "--node", (char *)name, "--netns", ns, "--project-id", c->pid,
+                        "--project-number", (char *)project_number, "--cluster-name", c->name,
+                        "--cluster-location", c->loc, NULL};
+        child_spawn(k, argv, log);
+        return;
+    }
     char *argv[] = {prog, "--kube-api", api, "--kube-ca", ca, "--kube-token-file", tok,
                     "--node", (char *)name, "--netns", ns, "--sts", sts, "--iamcredentials", iamc,
                     "--google-ca", wca, "--project-id", c->pid, "--project-number",
                     (char *)project_number, "--cluster-name", c->name, "--cluster-location",
                     c->loc, "--issuer", c->issuer, NULL};
-    k->pid = spawn(argv, log);
+    child_spawn(k, argv, log);
+}
+
+/* A GCE_METADATA pool's node account and key file: *md->key is set when
+ * the key is there; otherwise it is queued to be made after the pass. */
+static void pool_identity(struct wisp_txn *txn, struct cluster_info *c, const json_t *np,
+                          const char *number, char *path, size_t len, struct md_mode *md)
+{
+    const char *pool = json_string_value(json_object_get(np, "name"));
+    char *email = wispd_nodes_gce_email(json_object_get(np, "config"), number);
+    wispd_nodes_gce_key_path(c->dir, pool, path, len);
+    switch (wispd_nodes_gce_key_check(txn, path, email, number)) {
+    case WISPD_GCE_KEY_READY:
+        md->key = path;
+        break;
+    case WISPD_GCE_KEY_MAKE:
+        /* An old key stays in use until its replacement is written. */
+        if (access(path, R_OK) == 0)
+            md->key = path;
+        sup.jobs = wisp_xrealloc(sup.jobs, (sup.n_jobs + 1) * sizeof(*sup.jobs));
+        sup.jobs[sup.n_jobs++] = (struct key_job){wisp_xstrdup(c->pid), wisp_xstrdup(number),
+                                                  email, wisp_xstrdup(path)};
+        email = NULL;
+        break;
+    case WISPD_GCE_KEY_NO_ACCOUNT: {
+        char key[300];
+        snprintf(key, sizeof(key), "pool %s %s", c->fabric, pool);
+        struct child *k = child_get(key); /* never started: only remembers the warning */
+        k->seen = 1;
+        if (!k->warned)
+            wisp_log_err("nodes", "node pool %s of %s: service account %s does not exist or is "
+                                  "disabled; its nodes serve no identity", pool, c->key, email);
+        k->warned = 1;
+        break;
+    }
+    }
+    free(email);
 }
 
 struct pass {
@@ -312,12 +483,17 @@ static void one_cluster(struct wisp_txn *txn, const char *ckey, json_t *doc)
     json_t *p, *n;
     json_array_foreach(pools, i, p) {
         json_t *pd = json_object_get(p, "doc");
+        json_t *np = json_object_get(pd, "nodePool");
         const char *mode = json_string_value(json_object_get(
-            json_object_get(json_object_get(json_object_get(pd, "nodePool"), "config"),
-                            "workloadMetadataConfig"),
-            "mode"));
+            json_object_get(json_object_get(np, "config"), "workloadMetadataConfig"), "mode"));
+        /* Without a mode (a cluster without a workload pool) the nodes serve
+         * their own identity, as GKE's do. */
+        struct md_mode md = {.gce = !mode || strcmp(mode, "GKE_METADATA") != 0};
+        char keyfile[PATH_MAX + 64];
+        if (md.gce && number)
+            pool_identity(txn, &c, np, number, keyfile, sizeof(keyfile), &md);
         json_array_foreach(json_object_get(pd, "nodes"), j, n)
-            node_ensure(&c, n, mode ? mode : "GCE_METADATA", number);
+            node_ensure(&c, n, &md, number);
     }
 out:
     free(prefix);
@@ -327,6 +503,15 @@ out:
     free(c.loc);
     free(c.name);
     free(c.issuer);
+}
+
+/* The node keys of a cluster's GCE_METADATA pools, once its metadata
+ * servers are gone. */
+static void fabric_keys_drop(const char *fabric)
+{
+    char *dir = wisp_xasprintf("%s/nodes/%s", wispd.state_dir, fabric);
+    wispd_nodes_gce_keys_drop(sup.st, dir);
+    free(dir);
 }
 
 /* Stops children not desired any more, and fabrics whose cluster is gone
@@ -351,6 +536,7 @@ static void retire(void)
         wisp_http_unlisten(wispd.http, f->listener);
         char *down[] = {prog, "fabric-down", f->name, NULL};
         run_wait(down);
+        fabric_keys_drop(f->name);
         wisp_log_info("nodes", "fabric %s down", f->name);
         free(f->name);
         free(f->issuer);
@@ -358,15 +544,17 @@ static void retire(void)
     }
 }
 
-/* STATE/run/nodes: the namespace prefix and every child's pid, so that
- * `wisp down` can clean up after a wispd that did not stop cleanly. */
+/* STATE/run/nodes: the namespace prefix and every child's pid and key
+ * ("pid 123 md-gke FABRIC NODE"), so that `wisp down` can clean up after a
+ * wispd that did not stop cleanly, and tests can find a node's servers. */
 static void record(void)
 {
     char *path = wisp_xasprintf("%s/run/nodes", wispd.state_dir);
     char *text = wisp_xasprintf("prefix wisp-%s\n", sup.state_hash);
     for (size_t i = 0; i < sup.n_kids; i++) {
         if (sup.kids[i].pid) {
-            char *more = wisp_xasprintf("%spid %d\n", text, (int)sup.kids[i].pid);
+            char *more = wisp_xasprintf("%spid %d %s\n", text, (int)sup.kids[i].pid,
+                                        sup.kids[i].key);
             free(text);
             text = more;
         }
@@ -380,11 +568,11 @@ static void pass(void)
 {
     struct wisp_txn *txn = NULL;
     json_t *clusters = json_array();
+    reap(); /* while seen still says what the last pass wanted */
     for (size_t i = 0; i < sup.n_kids; i++)
         sup.kids[i].seen = 0;
     for (size_t i = 0; i < sup.n_fabs; i++)
         sup.fabs[i].seen = 0;
-    reap();
     if (wisp_store_begin(sup.st, 0, &txn) == WISP_OK &&
         wisp_store_list(txn, "gkecluster", "", NULL, 0, collect, clusters, NULL) == WISP_OK) {
         size_t i;
@@ -397,6 +585,17 @@ static void pass(void)
     record();
     wisp_store_rollback(txn);
     json_decref(clusters);
+    /* Keys are made with no transaction open: RSA generation is slow, and
+     * the store handle takes one transaction at a time. */
+    for (size_t i = 0; i < sup.n_jobs; i++) {
+        struct key_job *j = &sup.jobs[i];
+        wispd_nodes_gce_key_make(sup.st, j->project_id, j->project_number, j->email, j->path);
+        free(j->project_id);
+        free(j->project_number);
+        free(j->email);
+        free(j->path);
+    }
+    sup.n_jobs = 0;
 }
 
 static void *supervise(void *arg)
@@ -471,6 +670,7 @@ void wispd_nodes_stop(void)
     for (size_t i = 0; i < sup.n_fabs; i++) {
         char *down[] = {prog, "fabric-down", sup.fabs[i].name, NULL};
         run_wait(down);
+        fabric_keys_drop(sup.fabs[i].name);
         free(sup.fabs[i].name);
         free(sup.fabs[i].issuer);
     }
@@ -485,6 +685,7 @@ void wispd_nodes_stop(void)
         free(sup.kids[i].key);
     free(sup.kids);
     free(sup.fabs);
+    free(sup.jobs);
     wisp_store_close(sup.st);
     sup.running = 0;
 }
