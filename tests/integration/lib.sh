@@ -28,6 +28,22 @@ need() {
     done
 }
 
+# Pods need root (network namespaces): under CI its absence fails the
+# test; elsewhere the test is skipped with the reason.
+need_root() {
+    [ "$(id -u)" = 0 ] && return
+    [ "${CI:-}" = true ] && { echo "FAIL: needs root under CI"; exit 1; }
+    echo "SKIP: pods need root (network namespaces)"; exit 77
+}
+
+# wisp_pool PROJECT: NUM, POOL and PRINCIPAL (the pool's principal prefix)
+# of a project wisp serves.
+wisp_pool() {
+    NUM=$(gcloud projects describe "$1" --format='value(projectNumber)')
+    POOL=$1.svc.id.goog
+    PRINCIPAL=principal://iam.googleapis.com/projects/$NUM/locations/global/workloadIdentityPools/$POOL
+}
+
 wisp_cleanup() {
     "$WISP_BIN/wisp" down --state "$T_STATE" > /dev/null 2>&1 || true
     rm -rf "$T_STATE"

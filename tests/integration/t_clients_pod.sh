@@ -13,10 +13,7 @@
 here=$(cd "$(dirname "$0")" && pwd)
 . "$here/lib.sh"
 need gcloud kubectl curl python3 node npm
-if [ "$(id -u)" != 0 ]; then
-    [ "${CI:-}" = true ] && { echo "FAIL: needs root under CI"; exit 1; }
-    echo "SKIP: pods need root (network namespaces)"; exit 77
-fi
+need_root
 
 CLIENTS=$(cd "$here/../clients" && pwd)
 # The Node libraries come from npm's registry once (package-lock.json pins
@@ -32,9 +29,7 @@ L=us-central1
 B=clients-b
 BYTES='hello from wisp'
 wisp_start $P --nodes
-NUM=$(gcloud projects describe $P --format='value(projectNumber)')
-POOL=$P.svc.id.goog
-PRINCIPAL=principal://iam.googleapis.com/projects/$NUM/locations/global/workloadIdentityPools/$POOL
+wisp_pool $P
 SDK_PY=$(gcloud info --format='value(basic.python_location)')
 SDK_ROOT=$(gcloud info --format='value(installation.sdk_root)')
 

@@ -6,10 +6,7 @@
 here=$(cd "$(dirname "$0")" && pwd)
 . "$here/lib.sh"
 need gcloud kubectl curl python3
-if [ "$(id -u)" != 0 ]; then
-    [ "${CI:-}" = true ] && { echo "FAIL: needs root under CI"; exit 1; }
-    echo "SKIP: the demo's pods need root (network namespaces)"; exit 77
-fi
+need_root
 
 OUT=$T_STATE/demo.out
 "$WISP_BIN/wisp" demo --state "$T_STATE" --project wisp-it-demo > "$OUT" 2>&1

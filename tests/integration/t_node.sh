@@ -9,7 +9,7 @@
 here=$(cd "$(dirname "$0")" && pwd)
 . "$here/lib.sh"
 need gcloud kubectl curl python3 ip
-if [ "$(id -u)" != 0 ]; then echo "SKIP: t_node needs root (namespaces)"; exit 77; fi
+need_root
 
 P=wisp-it-node
 L=us-central1

@@ -8,17 +8,12 @@
 here=$(cd "$(dirname "$0")" && pwd)
 . "$here/lib.sh"
 need gcloud kubectl curl python3
-if [ "$(id -u)" != 0 ]; then
-    [ "${CI:-}" = true ] && { echo "FAIL: needs root under CI"; exit 1; }
-    echo "SKIP: pods need root (network namespaces)"; exit 77
-fi
+need_root
 
 P=wisp-it-seed
 L=us-central1
 wisp_start $P --nodes
-NUM=$(gcloud projects describe $P --format='value(projectNumber)')
-POOL=$P.svc.id.goog
-PRINCIPAL=principal://iam.googleapis.com/projects/$NUM/locations/global/workloadIdentityPools/$POOL
+wisp_pool $P
 GSA=seed-gsa@$P.iam.gserviceaccount.com
 
 # A pod that does what the seed does by hand in its shell, then sleeps.
