@@ -49,6 +49,7 @@ struct wisp_md_site {
     const char *instance_id; /* instance/id, digits */
     const char *zone;        /* e.g. us-central1-a */
     const char *node_sa;     /* GCE_METADATA: the node's service account email */
+    const char *scopes;      /* the account's scopes, canonical; NULL: cloud-platform */
     const char *const *extra_hosts; /* Host names accepted besides the metadata names */
     int gce_mode;            /* GCE_METADATA instead of GKE_METADATA */
 };

@@ -103,10 +103,15 @@ static json_t *number_or_string(const char *s)
     return json_integer(strtoll(s, NULL, 10));
 }
 
-static json_t *account(const char *email)
+static json_t *account(const struct wisp_md_site *s, const char *email)
 {
-    return json_pack("{s:[s], s:s, s:[s], s:n}", "aliases", "default", "email", email, "scopes",
-                     WISP_MD_DEFAULT_SCOPE, "token");
+    json_t *scopes = json_array();
+    char *list = wisp_xstrdup(s->scopes ? s->scopes : WISP_MD_DEFAULT_SCOPE);
+    for (char *save = NULL, *t = strtok_r(list, ",", &save); t; t = strtok_r(NULL, ",", &save))
+        json_array_append_new(scopes, json_string(t));
+    free(list);
+    return json_pack("{s:[s], s:s, s:o, s:n}", "aliases", "default", "email", email, "scopes",
+                     scopes, "token");
 }
 
 /* The caller's view of /computeMetadata/v1/, keys in listing order. */
@@ -116,9 +121,9 @@ static json_t *build_tree(const struct wisp_md_site *s, const struct wisp_md_cal
     char *email = wisp_md_email(s, caller);
     if (email) {
         accts = json_object();
-        json_object_set_new(accts, "default", account(email));
+        json_object_set_new(accts, "default", account(s, email));
         if (strcmp(email, "default") != 0)
-            json_object_set_new(accts, email, account(email));
+            json_object_set_new(accts, email, account(s, email));
         free(email);
     } else {
         accts = json_false();
@@ -336,12 +341,14 @@ static int ask_token(const struct wisp_md_caller *caller, const struct wisp_md_t
     return 0;
 }
 
-static void token_leaf(const struct wisp_md_req *req, const struct wisp_md_caller *caller,
-                       const struct query *q, wisp_md_token_fn tok, void *ctx,
-                       struct wisp_md_resp *r)
+static void token_leaf(const struct wisp_md_site *site, const struct wisp_md_req *req,
+                       const struct wisp_md_caller *caller, const struct query *q,
+                       wisp_md_token_fn tok, void *ctx, struct wisp_md_resp *r)
 {
+    /* Without ?scopes= a token carries the account's own scopes. */
     char scopes[4096];
-    if (wisp_md_scopes_canon(q->scopes, scopes, sizeof(scopes)) != WISP_OK) {
+    const char *want = q->scopes && q->scopes[0] ? q->scopes : site->scopes;
+    if (wisp_md_scopes_canon(want, scopes, sizeof(scopes)) != WISP_OK) {
         bad_request(r, "invalid scopes parameter\n");
         return;
     }
@@ -541,7 +548,7 @@ static void tree_answer(const struct wisp_md_site *site, const struct wisp_md_re
                    !memchr(acct, '/', al));
         free(email);
         if (hit) {
-            token_leaf(req, caller, q, tok, ctx, r);
+            token_leaf(site, req, caller, q, tok, ctx, r);
             return;
         }
     }
@@ -595,7 +602,7 @@ static void tree_answer(const struct wisp_md_site *site, const struct wisp_md_re
             unidentified(r, caller);
             goto out;
         }
-        token_leaf(req, caller, q, tok, ctx, r);
+        token_leaf(site, req, caller, q, tok, ctx, r);
         goto out;
     }
     render(caller, v, name, q, r);

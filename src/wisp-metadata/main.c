@@ -49,6 +49,8 @@ static struct opt opts[] = {
      NULL},
     {"token-uri", "URL", "GCE_METADATA: where to redeem the node's grant [the key's token_uri]",
      NULL, NULL},
+    {"scopes", "LIST", "the account's scopes, comma-separated (GCE_METADATA: the pool's "
+     "oauthScopes) [cloud-platform]", NULL, NULL},
     {"threads", "N", "worker threads", "2", NULL},
     {"unknown-wait-ms", "MS", "how long an unknown caller waits for the pod watch", "500", NULL},
     {"log-level", "LEVEL", "err, warn, info or debug", "info", NULL},
@@ -237,6 +239,14 @@ static int configure(char **owned, size_t *n_owned, char *addr, size_t addrlen, 
                                                   s->project_id, loc, s->cluster_name);
     owned[(*n_owned)++] = issuer;
     md.issuer = issuer;
+    if (opt("scopes")) {
+        char canon[4096];
+        if (wisp_md_scopes_canon(opt("scopes"), canon, sizeof(canon)) != WISP_OK) {
+            fprintf(stderr, "wisp-metadata: --scopes: not a list of scope URLs\n");
+            return -1;
+        }
+        s->scopes = owned[(*n_owned)++] = wisp_xstrdup(canon);
+    }
     if (md.site.gce_mode) {
         char *email = key_email(md.node_credentials);
         if (!email) {

@@ -403,7 +403,11 @@ static void iam_credentials(const struct wisp_md_key *k, const char *fed, struct
 }
 
 /* The node's own identity (GCE_METADATA): its key signs an RFC 7523
- * assertion for the key's token_uri. */
+ * assertion for the key's token_uri, naming scopes for an access token or
+ * a target_audience for an ID token, as Google's libraries do with a key
+ * file. format=full gets the same token as standard: the instance claims
+ * (google.compute_engine) would need the VM's own identity, which wisp's
+ * nodes do not have. */
 static void node_token(const struct wisp_md_key *k, struct wisp_md_tok *out)
 {
     char why[256];
@@ -415,19 +419,18 @@ static void node_token(const struct wisp_md_key *k, struct wisp_md_tok *out)
     const char *kid = json_string_value(json_object_get(key, "private_key_id"));
     const char *uri = md.token_uri ? md.token_uri
                                    : json_string_value(json_object_get(key, "token_uri"));
-    if (k->kind != 'a') {
-        fail(out, 404, "%s", "ID tokens of the node's account are not served here");
-        goto out;
-    }
     if (!email || !pem || !uri) {
         fail(out, 503, "GKE Metadata Server encountered an error: cannot read the node's key "
                        "%s", md.node_credentials ? md.node_credentials : "(none)");
         goto out;
     }
     long long now = (long long)time(NULL);
-    char *sc = spaced(k->what);
-    json_t *claims = json_pack("{s:s, s:s, s:s, s:I, s:I}", "iss", email, "scope", sc, "aud", uri,
-                               "iat", (json_int_t)now, "exp", (json_int_t)(now + 3600));
+    int id = k->kind == 'i';
+    const char *bar = strchr(k->what, '|');
+    char *sc = id ? wisp_xstrdup(bar ? bar + 1 : k->what) : spaced(k->what);
+    json_t *claims = json_pack("{s:s, s:s, s:s, s:I, s:I}", "iss", email,
+                               id ? "target_audience" : "scope", sc, "aud", uri, "iat",
+                               (json_int_t)now, "exp", (json_int_t)(now + 3600));
     free(sc);
     char *jwt = wisp_jwt_sign_rs256(claims, kid ? kid : "", pem);
     json_decref(claims);
@@ -441,11 +444,12 @@ static void node_token(const struct wisp_md_key *k, struct wisp_md_tok *out)
     struct call c = {.url = uri, .ca = md.google_ca, .ctype = "application/x-www-form-urlencoded",
                      .body = form};
     json_t *j = post_json(&c, &code, why, sizeof(why));
-    const char *t = json_string_value(json_object_get(j, "access_token"));
-    json_int_t ein = json_integer_value(json_object_get(j, "expires_in"));
-    if (code == 200 && t && ein > 0) {
+    const char *t = json_string_value(json_object_get(j, id ? "id_token" : "access_token"));
+    long long exp = !t ? 0 : id ? jwt_exp(t)
+                                : now + json_integer_value(json_object_get(j, "expires_in"));
+    if (code == 200 && t && exp > now) {
         out->value = wisp_xstrdup(t);
-        out->exp = now + ein;
+        out->exp = exp;
     } else {
         fail(out, code && code < 500 ? 403 : 503,
              "GKE Metadata Server encountered an error: the node's token was refused: %s",

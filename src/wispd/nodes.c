@@ -345,6 +345,7 @@ static struct fabric *fabric_ensure(struct cluster_info *c)
 struct md_mode {
     int gce;
     const char *key;
+    char scopes[2048]; /* the pool's oauthScopes, comma-joined; "" for none */
 };
 
 static void node_ensure(struct cluster_info *c, const json_t *node, const struct md_mode *mode,
@@ -396,7 +397,8 @@ static void node_ensure(struct cluster_info *c, const json_t *node, const struct
                         (char *)mode->key, "--token-uri", token_uri, "--google-ca", wca,
                         "--node", (char *)name, "--netns", ns, "--project-id", c->pid,
                         "--project-number", (char *)project_number, "--cluster-name", c->name,
-                        "--cluster-location", c->loc, NULL};
+                        "--cluster-location", c->loc, mode->scopes[0] ? "--scopes" : NULL,
+                        (char *)mode->scopes, NULL};
         child_spawn(k, argv, log);
         return;
     }
@@ -442,6 +444,27 @@ static void pool_identity(struct wisp_txn *txn, struct cluster_info *c, const js
     }
     }
     free(email);
+}
+
+/* The pool's oauthScopes as wisp-metadata's --scopes takes them; a list
+ * too long for the buffer is not passed on (the default applies). */
+static void pool_scopes(const json_t *list, struct md_mode *md)
+{
+    size_t i, o = 0;
+    json_t *v;
+    json_array_foreach(list, i, v) {
+        const char *s = json_string_value(v);
+        size_t n = s ? strlen(s) : 0;
+        if (o + n + 2 > sizeof(md->scopes)) {
+            o = 0;
+            break;
+        }
+        if (o)
+            md->scopes[o++] = ',';
+        memcpy(md->scopes + o, s, n);
+        o += n;
+    }
+    md->scopes[o] = '\0';
 }
 
 struct pass {
@@ -490,8 +513,10 @@ static void one_cluster(struct wisp_txn *txn, const char *ckey, json_t *doc)
          * their own identity, as GKE's do. */
         struct md_mode md = {.gce = !mode || strcmp(mode, "GKE_METADATA") != 0};
         char keyfile[PATH_MAX + 64];
-        if (md.gce && number)
+        if (md.gce && number) {
             pool_identity(txn, &c, np, number, keyfile, sizeof(keyfile), &md);
+            pool_scopes(json_object_get(json_object_get(np, "config"), "oauthScopes"), &md);
+        }
         json_array_foreach(json_object_get(pd, "nodes"), j, n)
             node_ensure(&c, n, &md, number);
     }

@@ -207,6 +207,13 @@ enum wisp_err wispd_google_key_load(struct wisp_store *st, char **kid_out, char 
 enum wisp_err wispd_sa_system_key_load(struct wisp_store *st, const char *email, char **kid_out,
                                        char **pem_out);
 
+/* A Google-style ID token (RS256, iss https://accounts.google.com) for
+ * service account sa (its document) with audience aud; email and
+ * email_verified with include_email. No transaction may be open on st.
+ * Returns the JWT (caller frees) or NULL with *err set. */
+char *wispd_sa_id_token(struct wisp_store *st, const json_t *sa, const char *aud,
+                        int include_email, enum wisp_err *err);
+
 /* The public half of a key document as {kid: x509 PEM} (jwks=0) or a JWKS
  * (jwks=1); NULL if the key does not exist yet. Caller decrefs. */
 json_t *wispd_public_keys(struct wisp_txn *txn, const char *kind, const char *name, int jwks);

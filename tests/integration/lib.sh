@@ -69,6 +69,26 @@ node_inputs() {
     CIDR=$(kubectl get node "$NODE" -o jsonpath='{.spec.podCIDR}')
 }
 
+# id_verify TOKEN AUDIENCE CERTS_URL EMAIL: Google's own Python verifier
+# (google.oauth2.id_token, from the Cloud SDK) accepts the ID token for
+# that audience against wisp's published keys, issued to EMAIL.
+id_verify() {
+    local py=/usr/lib/google-cloud-sdk/platform/bundledpythonunix/bin/python3
+    [ -x "$py" ] || py=python3
+    "$py" - "$@" <<'PY'
+import sys
+sys.path.insert(0, "/usr/lib/google-cloud-sdk/lib/third_party")
+import requests
+import google.auth.transport.requests as tr
+from google.oauth2 import id_token
+claims = id_token.verify_token(sys.argv[1], tr.Request(session=requests.Session()),
+                               audience=sys.argv[2], certs_url=sys.argv[3])
+assert claims["iss"] == "https://accounts.google.com", claims
+assert claims["email_verified"] is True and claims["email"] == sys.argv[4], claims
+assert claims["exp"] - claims["iat"] == 3600
+PY
+}
+
 wispd_pid() {
     python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["pid"])' \
         "$T_STATE/run/wispd.json"

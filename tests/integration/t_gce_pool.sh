@@ -3,7 +3,8 @@
 # workload pool, the same KSA runs one pod on the default GKE_METADATA pool
 # and one on a pool created with --workload-metadata=GCE_METADATA. The
 # second pod gets the node's identity (the Compute Engine default account),
-# never the KSA's; the first the KSA's principal. A killed wisp-metadata is
+# never the KSA's, with the pool's scopes and ID tokens of that account;
+# the first the KSA's principal. A killed wisp-metadata is
 # restarted by the supervisor and serves again; `wisp down` leaves nothing.
 here=$(cd "$(dirname "$0")" && pwd)
 . "$here/lib.sh"
@@ -59,7 +60,7 @@ check "cluster with a workload pool" \
     gcloud container clusters create std --location=$L --workload-pool=$POOL --num-nodes=1 --quiet
 check "node pool with --workload-metadata=GCE_METADATA" \
     gcloud container node-pools create gce --cluster=std --location=$L --num-nodes=1 \
-    --workload-metadata=GCE_METADATA --quiet
+    --workload-metadata=GCE_METADATA --scopes=storage-ro,logging-write --quiet
 check "get-credentials" gcloud container clusters get-credentials std --location=$L
 kubectl create namespace ns-a > /dev/null && kubectl create serviceaccount app -n ns-a > /dev/null
 
@@ -88,6 +89,17 @@ check "GCE pool: its token lists the node account's bucket" is answer on-gce NOD
 check "GKE pool: the pod's email is the workload pool" is email_of on-gke "" "$POOL"
 check "GKE pool: its token lists the KSA's bucket" is answer on-gke KSA lists
 check "GKE pool: its token is denied on the node account's bucket" is answer on-gke NODE denied
+md_get() { kubectl exec "$1" -n ns-a -- curl -sS -H 'Metadata-Flavor: Google' "$MD/$2"; }
+check "GCE pool: scopes are the pool's oauthScopes" test "$(md_get on-gce scopes)" = \
+    "$(printf '%s\n' https://www.googleapis.com/auth/devstorage.read_only \
+        https://www.googleapis.com/auth/logging.write)"
+PORT=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["https_port"])' \
+    "$T_STATE/run/wispd.json")
+IDT=$(md_get on-gce 'identity?audience=https://gce.example&format=full')
+check "GCE pool: an ID token of the node account that google.oauth2 verifies" \
+    id_verify "$IDT" https://gce.example "https://127.0.0.1:$PORT/oauth2/v1/certs" "$NODE_SA"
+check "GKE pool: scopes are cloud-platform" test "$(md_get on-gke scopes)" = \
+    https://www.googleapis.com/auth/cloud-platform
 check "the node key is one user-managed key of the account" test "$(gcloud iam \
     service-accounts keys list --iam-account="$NODE_SA" --managed-by=user --format='value(name)' |
     wc -l)" = 1

@@ -103,6 +103,9 @@ tokeninfo_email() {
     curl -sS --cacert "$CA" "$URL/oauth2/tokeninfo?access_token=$1" | grep -q "\"email\":\"$2\""
 }
 check "... standing for the key's account" tokeninfo_email "$APPTOK" "$APP"
+IDT=$(as_app gcloud auth print-identity-token --audiences=https://app.example 2> /dev/null)
+check "gcloud print-identity-token as the key's account (a target_audience grant)" \
+    id_verify "$IDT" https://app.example "$URL/oauth2/v1/certs" "$APP"
 check "gcloud projects get-iam-policy as the account" \
     quiet as_app gcloud projects get-iam-policy "$P" --format=json -q
 

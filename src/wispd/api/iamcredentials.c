@@ -334,12 +334,6 @@ static void access_token(struct wisp_http_req *req, const struct wispd_caller *c
     wisp_api_json(req, 200, resp);
 }
 
-/* Signs claims (a JSON object) with key (kid, pem). Caller frees. */
-static char *sign(const json_t *claims, const char *kid, const char *pem)
-{
-    return wisp_jwt_sign_rs256(claims, kid, pem);
-}
-
 static void id_token(struct wisp_http_req *req, struct wisp_store *st, const json_t *body,
                      const json_t *sa)
 {
@@ -348,29 +342,14 @@ static void id_token(struct wisp_http_req *req, struct wisp_store *st, const jso
         wisp_api_error(req, 400, NULL, "Audience required.");
         return;
     }
-    char *kid = NULL, *pem = NULL;
-    if (wispd_google_key_load(st, &kid, &pem) != WISP_OK) {
-        wispd_store_error(req, WISP_EIO);
-        return;
-    }
-    int64_t now = (int64_t)time(NULL);
-    const char *uid = json_string_value(json_object_get(sa, "uniqueId"));
-    json_t *claims = json_pack("{s:s, s:s, s:s, s:s, s:I, s:I}", "iss",
-                               "https://accounts.google.com", "aud", aud, "azp", uid, "sub", uid,
-                               "iat", (json_int_t)now, "exp", (json_int_t)(now + 3600));
-    if (json_is_true(json_object_get(body, "includeEmail"))) {
-        json_object_set(claims, "email", json_object_get(sa, "email"));
-        json_object_set_new(claims, "email_verified", json_true());
-    }
-    char *jwt = sign(claims, kid, pem);
-    json_decref(claims);
+    enum wisp_err err;
+    char *jwt = wispd_sa_id_token(st, sa, aud,
+                                  json_is_true(json_object_get(body, "includeEmail")), &err);
     if (!jwt)
-        wisp_api_error(req, 500, NULL, "Could not sign the ID token.");
+        wispd_store_error(req, err);
     else
         wisp_api_json(req, 200, json_pack("{s:s}", "token", jwt));
     free(jwt);
-    free(kid);
-    wisp_secret_free(pem, 0);
 }
 
 static void sign_blob(struct wisp_http_req *req, struct wisp_store *st, const json_t *body,
@@ -433,7 +412,7 @@ static void sign_jwt(struct wisp_http_req *req, struct wisp_store *st, const jso
         wispd_store_error(req, WISP_EIO);
         return;
     }
-    char *jwt = sign(claims, kid, pem);
+    char *jwt = wisp_jwt_sign_rs256(claims, kid, pem);
     json_decref(claims);
     if (jwt)
         wisp_api_json(req, 200, json_pack("{s:s, s:s}", "keyId", kid, "signedJwt", jwt));

@@ -117,6 +117,30 @@ out:
     return bad;
 }
 
+/* A grant whose JWT names a target_audience asks for an ID token of the
+ * key's account instead of an access token: {"id_token": JWT}, as Google's
+ * token endpoint answers. Ends txn, since signing reads the key itself. */
+static void id_token(struct wisp_http_req *req, struct wisp_txn *txn, const char *email,
+                     const char *aud)
+{
+    json_t *sa = NULL;
+    enum wisp_err err = wispd_get_json(txn, "sa", email, &sa, NULL);
+    wisp_store_rollback(txn);
+    char *jwt = err ? NULL : wispd_sa_id_token(wispd_store(req), sa, aud, 1, &err);
+    json_decref(sa);
+    if (!jwt) {
+        oauth_error(req, 503, "temporarily_unavailable", "Could not sign the ID token.");
+        return;
+    }
+    json_t *resp = json_pack("{s:s}", "id_token", jwt);
+    char *text = json_dumps(resp, JSON_COMPACT);
+    json_decref(resp);
+    wisp_http_add_header(req, "Cache-Control", "no-store");
+    wisp_http_respond(req, 200, "application/json; charset=utf-8", text, strlen(text));
+    free(text);
+    free(jwt);
+}
+
 static void token(struct wisp_http_req *req)
 {
     char *grant = wisp_form_get(req->body, req->body_len, "grant_type");
@@ -144,6 +168,12 @@ static void token(struct wisp_http_req *req)
     }
     if ((bad = check_assertion(req, txn, assertion, 0, &claims, &email))) {
         oauth_error(req, 400, "invalid_grant", bad);
+        goto out;
+    }
+    const char *target = json_string_value(json_object_get(claims, "target_audience"));
+    if (target) {
+        id_token(req, txn, email, target);
+        txn = NULL;
         goto out;
     }
     int64_t now = (int64_t)time(NULL);
