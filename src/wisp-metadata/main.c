@@ -49,6 +49,8 @@ static struct opt opts[] = {
      NULL},
     {"token-uri", "URL", "GCE_METADATA: where to redeem the node's grant [the key's token_uri]",
      NULL, NULL},
+    {"instance-created", "EPOCH", "GCE_METADATA: when the node was made (format=full ID tokens)",
+     "0", NULL},
     {"scopes", "LIST", "the account's scopes, comma-separated (GCE_METADATA: the pool's "
      "oauthScopes) [cloud-platform]", NULL, NULL},
     {"threads", "N", "worker threads", "2", NULL},
@@ -199,6 +201,7 @@ static int configure(char **owned, size_t *n_owned, char *addr, size_t addrlen, 
     md.google_ca = opt("google-ca");
     md.node_credentials = opt("node-credentials");
     md.token_uri = opt("token-uri");
+    md.instance_created = atoll(opt("instance-created"));
     md.threads = (unsigned)atoi(opt("threads"));
     if (md.threads < 1 || md.threads > 64) {
         fprintf(stderr, "wisp-metadata: --threads: expected 1 to 64\n");

@@ -12,6 +12,7 @@ struct md {
     const char *kube_api, *kube_ca, *kube_token_file, *node;
     const char *sts, *iamcredentials, *google_ca;
     const char *issuer, *node_credentials, *token_uri;
+    long long instance_created; /* GCE_METADATA: the node's creation, epoch seconds */
     unsigned threads;
     unsigned unknown_wait_ms; /* how long an unknown caller waits for the watch */
     struct wisp_md_site site;

@@ -402,12 +402,22 @@ static void iam_credentials(const struct wisp_md_key *k, const char *fed, struct
     free(url);
 }
 
+/* What Compute Engine's format=full ID tokens say of the instance. */
+static json_t *instance_claims(void)
+{
+    const struct wisp_md_site *s = &md.site;
+    return json_pack("{s:{s:I, s:s, s:s, s:s, s:I, s:s}}", "compute_engine",
+                     "instance_creation_timestamp", (json_int_t)md.instance_created,
+                     "instance_id", s->instance_id, "instance_name", md.node, "project_id",
+                     s->project_id, "project_number",
+                     (json_int_t)strtoll(s->project_number, NULL, 10), "zone", s->zone);
+}
+
 /* The node's own identity (GCE_METADATA): its key signs an RFC 7523
  * assertion for the key's token_uri, naming scopes for an access token or
  * a target_audience for an ID token, as Google's libraries do with a key
- * file. format=full gets the same token as standard: the instance claims
- * (google.compute_engine) would need the VM's own identity, which wisp's
- * nodes do not have. */
+ * file. format=full adds the instance claims (google.compute_engine), which
+ * wisp's token endpoint takes only from a node key. */
 static void node_token(const struct wisp_md_key *k, struct wisp_md_tok *out)
 {
     char why[256];
@@ -432,6 +442,8 @@ static void node_token(const struct wisp_md_key *k, struct wisp_md_tok *out)
                                id ? "target_audience" : "scope", sc, "aud", uri, "iat",
                                (json_int_t)now, "exp", (json_int_t)(now + 3600));
     free(sc);
+    if (id && strncmp(k->what, "full|", 5) == 0)
+        json_object_set_new(claims, "google", instance_claims());
     char *jwt = wisp_jwt_sign_rs256(claims, kid ? kid : "", pem);
     json_decref(claims);
     if (!jwt) {

@@ -10,7 +10,7 @@
 #include "wispd.h"
 
 char *wispd_sa_id_token(struct wisp_store *st, const json_t *sa, const char *aud,
-                        int include_email, enum wisp_err *err)
+                        int include_email, const json_t *google, enum wisp_err *err)
 {
     char *kid = NULL, *pem = NULL;
     if ((*err = wispd_google_key_load(st, &kid, &pem)) != WISP_OK)
@@ -24,6 +24,8 @@ char *wispd_sa_id_token(struct wisp_store *st, const json_t *sa, const char *aud
         json_object_set(claims, "email", json_object_get(sa, "email"));
         json_object_set_new(claims, "email_verified", json_true());
     }
+    if (json_is_object(google))
+        json_object_set(claims, "google", (json_t *)google);
     char *jwt = wisp_jwt_sign_rs256(claims, kid, pem);
     json_decref(claims);
     free(kid);

@@ -393,12 +393,18 @@ static void node_ensure(struct cluster_info *c, const json_t *node, const struct
     if (mode->gce) {
         /* wisp-metadata runs here, in the root namespace, and reaches
          * wisp's token endpoint on loopback. */
-        char *argv[] = {prog, "--mode", "GCE_METADATA", "--node-credentials",
-                        (char *)mode->key, "--token-uri", token_uri, "--google-ca", wca,
-                        "--node", (char *)name, "--netns", ns, "--project-id", c->pid,
-                        "--project-number", (char *)project_number, "--cluster-name", c->name,
-                        "--cluster-location", c->loc, mode->scopes[0] ? "--scopes" : NULL,
-                        (char *)mode->scopes, NULL};
+        char created[24];
+        snprintf(created, sizeof(created), "%lld",
+                 (long long)json_integer_value(json_object_get(node, "created")));
+        char *argv[26] = {prog, "--mode", "GCE_METADATA", "--node-credentials",
+                          (char *)mode->key, "--token-uri", token_uri, "--google-ca", wca,
+                          "--node", (char *)name, "--netns", ns, "--project-id", c->pid,
+                          "--project-number", (char *)project_number, "--cluster-name", c->name,
+                          "--cluster-location", c->loc, "--instance-created", created};
+        if (mode->scopes[0]) { /* 23 arguments above; the rest of argv is NULL */
+            argv[23] = "--scopes";
+            argv[24] = (char *)mode->scopes;
+        }
         child_spawn(k, argv, log);
         return;
     }

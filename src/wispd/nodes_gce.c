@@ -148,6 +148,9 @@ int wispd_nodes_gce_key_make(struct wisp_store *st, const char *project_id,
     json_t *sa = account(st, project_id, project_number, email);
     if (!sa || wispd_sa_key_generate(sa, &k) != WISP_OK)
         goto out;
+    /* Its grants may carry the instance claims of format=full ID tokens
+     * (api/oauth2.c); keys made through the IAM API never can. */
+    json_object_set_new(k.doc, "nodeKey", json_true());
     if (wisp_store_begin(st, 1, &txn) != WISP_OK)
         goto out;
     enum wisp_err err = wispd_sa_key_store(txn, &k);

@@ -209,10 +209,11 @@ enum wisp_err wispd_sa_system_key_load(struct wisp_store *st, const char *email,
 
 /* A Google-style ID token (RS256, iss https://accounts.google.com) for
  * service account sa (its document) with audience aud; email and
- * email_verified with include_email. No transaction may be open on st.
- * Returns the JWT (caller frees) or NULL with *err set. */
+ * email_verified with include_email; google (an object, or NULL) as the
+ * "google" claim (a node's google.compute_engine). No transaction may be
+ * open on st. Returns the JWT (caller frees) or NULL with *err set. */
 char *wispd_sa_id_token(struct wisp_store *st, const json_t *sa, const char *aud,
-                        int include_email, enum wisp_err *err);
+                        int include_email, const json_t *google, enum wisp_err *err);
 
 /* The public half of a key document as {kid: x509 PEM} (jwks=0) or a JWKS
  * (jwks=1); NULL if the key does not exist yet. Caller decrefs. */

@@ -89,6 +89,15 @@ assert claims["exp"] - claims["iat"] == 3600
 PY
 }
 
+# jwt_claim JWT PYEXPR: PYEXPR evaluated on the token's (unverified)
+# claims c, e.g. jwt_claim "$T" 'c["aud"]'.
+jwt_claim() {
+    python3 -c 'import base64, json, sys
+p = sys.argv[1].split(".")[1]
+c = json.loads(base64.urlsafe_b64decode(p + "=" * (-len(p) % 4)))
+print(eval(sys.argv[2]))' "$1" "$2"
+}
+
 wispd_pid() {
     python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["pid"])' \
         "$T_STATE/run/wispd.json"

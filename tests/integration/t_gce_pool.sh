@@ -98,6 +98,14 @@ PORT=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["https_po
 IDT=$(md_get on-gce 'identity?audience=https://gce.example&format=full')
 check "GCE pool: an ID token of the node account that google.oauth2 verifies" \
     id_verify "$IDT" https://gce.example "https://127.0.0.1:$PORT/oauth2/v1/certs" "$NODE_SA"
+GCE_NODE=$(kubectl get pod on-gce -n ns-a -o jsonpath='{.spec.nodeName}')
+check "format=full: google.compute_engine names the node and project" test "$(jwt_claim "$IDT" \
+    '[c["google"]["compute_engine"][k] for k in ("instance_name", "project_id", "zone")]')" = \
+    "['$GCE_NODE', '$P', '$L-a']"
+check "format=full: the instance id is the metadata server's instance/id" test "$(jwt_claim \
+    "$IDT" 'c["google"]["compute_engine"]["instance_id"]')" = "$(md_get on-gce ../../id)"
+IDS=$(md_get on-gce 'identity?audience=https://gce.example')
+check "format=standard: no instance claims" test "$(jwt_claim "$IDS" '"google" in c')" = False
 check "GKE pool: scopes are cloud-platform" test "$(md_get on-gke scopes)" = \
     https://www.googleapis.com/auth/cloud-platform
 check "the node key is one user-managed key of the account" test "$(gcloud iam \

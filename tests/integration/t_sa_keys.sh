@@ -31,21 +31,24 @@ not() { ! "$@"; }
 quiet() { "$@" > /dev/null 2>&1; }
 PY=/usr/lib/google-cloud-sdk/platform/bundledpythonunix/bin/python3
 [ -x "$PY" ] || PY=python3
-grant_token() { # grant_token KEYFILE: a fresh token from the JWT-bearer grant, or fail
-    "$PY" - "$1" "$URL/token" "$CA" <<'PY'
+# grant_token KEYFILE [CLAIMS [FIELD]]: FIELD (access_token) of the answer
+# to a JWT-bearer grant with the key, the assertion's claims plus CLAIMS
+# (JSON), or fail.
+grant_token() {
+    "$PY" - "$1" "$URL/token" "$CA" "${2:-{\}}" "${3:-access_token}" <<'PY'
 import json, ssl, sys, time, urllib.parse, urllib.request
 sys.path.insert(0, "/usr/lib/google-cloud-sdk/lib/third_party")
 from google.auth import crypt, jwt
 k = json.load(open(sys.argv[1]))
 now = int(time.time())
-assertion = jwt.encode(crypt.RSASigner.from_service_account_info(k),
-                       {"iss": k["client_email"], "aud": sys.argv[2], "iat": now,
-                        "exp": now + 600}).decode()
+claims = {"iss": k["client_email"], "aud": sys.argv[2], "iat": now, "exp": now + 600}
+claims.update(json.loads(sys.argv[4]))
+assertion = jwt.encode(crypt.RSASigner.from_service_account_info(k), claims).decode()
 form = urllib.parse.urlencode({"grant_type": "urn:ietf:params:oauth:grant-type:jwt-bearer",
                                "assertion": assertion})
 ctx = ssl.create_default_context(cafile=sys.argv[3])
 print(json.load(urllib.request.urlopen(sys.argv[2], data=form.encode(),
-                                       context=ctx))["access_token"])
+                                       context=ctx))[sys.argv[5]])
 PY
 }
 field() { python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))[sys.argv[2]])' "$@"; }
@@ -106,6 +109,10 @@ check "... standing for the key's account" tokeninfo_email "$APPTOK" "$APP"
 IDT=$(as_app gcloud auth print-identity-token --audiences=https://app.example 2> /dev/null)
 check "gcloud print-identity-token as the key's account (a target_audience grant)" \
     id_verify "$IDT" https://app.example "$URL/oauth2/v1/certs" "$APP"
+FORGED=$(grant_token "$KEY" '{"target_audience": "https://app.example",
+    "google": {"compute_engine": {"instance_name": "forged"}}}' id_token)
+check "a user-managed key cannot add instance claims to its ID token" \
+    test "$(jwt_claim "$FORGED" '(c["aud"], "google" in c)')" = "('https://app.example', False)"
 check "gcloud projects get-iam-policy as the account" \
     quiet as_app gcloud projects get-iam-policy "$P" --format=json -q
 

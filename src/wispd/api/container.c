@@ -569,7 +569,8 @@ static json_t *pool_doc(struct gke_ctx *x, const char *cluster, json_t *np, cons
         char nname[200], cidr[32];
         snprintf(nname, sizeof(nname), "gke-%s-%s-%s-%lld", cluster, name, suffix, (long long)n);
         snprintf(cidr, sizeof(cidr), "198.%d.%d.0/24", 18 + k / 256, k % 256);
-        json_t *node = json_pack("{s:s, s:s, s:i}", "name", nname, "podCIDR", cidr, "index", k);
+        json_t *node = json_pack("{s:s, s:s, s:i, s:I}", "name", nname, "podCIDR", cidr, "index",
+                                 k, "created", (json_int_t)time(NULL));
         node_labels(node, name, mode);
         json_array_append_new(nodes, node);
     }

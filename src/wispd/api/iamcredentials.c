@@ -344,7 +344,8 @@ static void id_token(struct wisp_http_req *req, struct wisp_store *st, const jso
     }
     enum wisp_err err;
     char *jwt = wispd_sa_id_token(st, sa, aud,
-                                  json_is_true(json_object_get(body, "includeEmail")), &err);
+                                  json_is_true(json_object_get(body, "includeEmail")), NULL,
+                                  &err);
     if (!jwt)
         wispd_store_error(req, err);
     else

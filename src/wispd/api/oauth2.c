@@ -106,6 +106,8 @@ static const char *check_assertion(struct wisp_http_req *req, struct wisp_txn *t
     if (!bad) {
         /* The email lives on in claims, which the caller keeps. */
         json_object_set(claims, "wisp:email", json_object_get(key, "email"));
+        if (json_is_true(json_object_get(key, "nodeKey")))
+            json_object_set_new(claims, "wisp:nodeKey", json_true());
         *email_out = json_string_value(json_object_get(claims, "wisp:email"));
         *claims_out = json_incref(claims);
     }
@@ -119,14 +121,23 @@ out:
 
 /* A grant whose JWT names a target_audience asks for an ID token of the
  * key's account instead of an access token: {"id_token": JWT}, as Google's
- * token endpoint answers. Ends txn, since signing reads the key itself. */
-static void id_token(struct wisp_http_req *req, struct wisp_txn *txn, const char *email,
-                     const char *aud)
+ * token endpoint answers. Only a node key (one wisp made for a
+ * GCE_METADATA node's metadata server, which alone holds it) may add the
+ * instance claims of format=full ({"google": {"compute_engine": …}}), as
+ * only the VM itself can on Google. Ends txn, since signing reads the key
+ * itself. */
+static void id_token(struct wisp_http_req *req, struct wisp_txn *txn, const json_t *claims)
 {
     json_t *sa = NULL;
+    const char *email = json_string_value(json_object_get(claims, "wisp:email"));
+    const char *aud = json_string_value(json_object_get(claims, "target_audience"));
+    json_t *google = json_object_get(claims, "google");
+    if (!json_is_true(json_object_get(claims, "wisp:nodeKey")) ||
+        !json_is_object(json_object_get(google, "compute_engine")))
+        google = NULL;
     enum wisp_err err = wispd_get_json(txn, "sa", email, &sa, NULL);
     wisp_store_rollback(txn);
-    char *jwt = err ? NULL : wispd_sa_id_token(wispd_store(req), sa, aud, 1, &err);
+    char *jwt = err ? NULL : wispd_sa_id_token(wispd_store(req), sa, aud, 1, google, &err);
     json_decref(sa);
     if (!jwt) {
         oauth_error(req, 503, "temporarily_unavailable", "Could not sign the ID token.");
@@ -170,9 +181,8 @@ static void token(struct wisp_http_req *req)
         oauth_error(req, 400, "invalid_grant", bad);
         goto out;
     }
-    const char *target = json_string_value(json_object_get(claims, "target_audience"));
-    if (target) {
-        id_token(req, txn, email, target);
+    if (json_is_string(json_object_get(claims, "target_audience"))) {
+        id_token(req, txn, claims);
         txn = NULL;
         goto out;
     }
