@@ -5,23 +5,19 @@
  * Credentials (docs/internals/METADATA.md). The same binary runs inside
  * wisp's embedded clusters and, from deploy/, on a real cluster. */
 #include <curl/curl.h>
-#include <getopt.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include "wisp/alloc.h"
 #include "wisp/log.h"
+#include "wisp/opts.h"
 #include "md.h"
 
 struct md md;
 
 /* The options, in one table: parsing and --help both read it. */
-struct opt {
-    const char *name, *arg, *help, *def, *val;
-};
-
-static struct opt opts[] = {
+static struct wisp_opt opts[] = {
     {"kube-api", "URL", "the cluster's Kubernetes API", NULL, NULL},
     {"kube-ca", "FILE", "CA bundle for the Kubernetes API", NULL, NULL},
     {"kube-token-file", "FILE", "bearer token for the Kubernetes API, re-read on every use",
@@ -61,48 +57,13 @@ static struct opt opts[] = {
 
 static const char *opt(const char *name)
 {
-    for (size_t i = 0; i < N_OPTS; i++) {
-        if (strcmp(opts[i].name, name) == 0)
-            return opts[i].val ? opts[i].val : opts[i].def;
-    }
-    return NULL;
-}
-
-static void usage(FILE *f)
-{
-    fprintf(f, "usage: wisp-metadata [options]\n\nThe GKE metadata server of one node.\n\n"
-               "options:\n");
-    for (size_t i = 0; i < N_OPTS; i++)
-        fprintf(f, "  --%s %-9s %s%s%s%s\n", opts[i].name, opts[i].arg, opts[i].help,
-                opts[i].def ? " [" : "", opts[i].def ? opts[i].def : "",
-                opts[i].def ? "]" : "");
-    fprintf(f, "\nexit codes: 0 stopped cleanly, 100 usage, 111 could not start\n");
+    return wisp_opts_get(opts, N_OPTS, name);
 }
 
 static int parse_args(int argc, char **argv)
 {
-    struct option lo[N_OPTS + 2];
-    for (size_t i = 0; i < N_OPTS; i++)
-        lo[i] = (struct option){opts[i].name, required_argument, NULL, (int)i};
-    lo[N_OPTS] = (struct option){"help", no_argument, NULL, 'h'};
-    lo[N_OPTS + 1] = (struct option){0};
-    int c;
-    while ((c = getopt_long(argc, argv, "h", lo, NULL)) != -1) {
-        if (c == 'h') {
-            usage(stdout);
-            exit(0);
-        }
-        if (c < 0 || (size_t)c >= N_OPTS) {
-            usage(stderr);
-            return -1;
-        }
-        opts[c].val = optarg;
-    }
-    if (optind != argc) {
-        usage(stderr);
-        return -1;
-    }
-    return 0;
+    return wisp_opts_parse(opts, N_OPTS, argc, argv,
+                           "wisp-metadata [options]\n\nThe GKE metadata server of one node.");
 }
 
 static int need(const char *name)

@@ -5,7 +5,6 @@
  * the store are open it writes STATE/run/wispd.json (pid and ports) and then
  * a line to --ready-fd, so `wisp up` never has to sleep and guess. */
 #include <errno.h>
-#include <getopt.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -15,20 +14,13 @@
 #include "wisp/alloc.h"
 #include "wisp/http.h"
 #include "wisp/log.h"
+#include "wisp/opts.h"
 #include "wispd.h"
 
 void wispd_dispatch(struct wisp_http_req *req, void *ctx);
 
 /* The options, in one table: parsing and --help both read it. */
-struct opt {
-    const char *name;
-    const char *arg;  /* NULL for a flag */
-    const char *help;
-    const char *def;
-    const char *val;  /* parsed value */
-};
-
-static struct opt opts[] = {
+static struct wisp_opt opts[] = {
     {"state", "DIR", "state directory (store, keys, run files)", NULL, NULL},
     {"store", "URL", "sqlite:PATH, or postgres://... shared by replicas [STATE/wisp.db]", NULL,
      NULL},
@@ -50,46 +42,17 @@ static struct opt opts[] = {
 
 static const char *opt(const char *name)
 {
-    for (size_t i = 0; i < N_OPTS; i++) {
-        if (strcmp(opts[i].name, name) == 0)
-            return opts[i].val ? opts[i].val : opts[i].def;
-    }
-    return NULL;
-}
-
-static void usage(FILE *f)
-{
-    fprintf(f, "usage: wispd --state DIR [options]\n\nThe wisp control plane: every Google API "
-               "wisp serves, on loopback.\n\noptions:\n");
-    for (size_t i = 0; i < N_OPTS; i++)
-        fprintf(f, "  --%s %-6s %s%s%s%s\n", opts[i].name, opts[i].arg ? opts[i].arg : "",
-                opts[i].help, opts[i].def ? " [" : "", opts[i].def ? opts[i].def : "",
-                opts[i].def ? "]" : "");
-    fprintf(f, "\nexit codes: 0 stopped cleanly, 100 usage, 111 could not start\n");
+    return wisp_opts_get(opts, N_OPTS, name);
 }
 
 static int parse_args(int argc, char **argv)
 {
-    struct option lo[N_OPTS + 2];
-    for (size_t i = 0; i < N_OPTS; i++)
-        lo[i] = (struct option){opts[i].name, opts[i].arg ? required_argument : no_argument,
-                                NULL, (int)i};
-    lo[N_OPTS] = (struct option){"help", no_argument, NULL, 'h'};
-    lo[N_OPTS + 1] = (struct option){0};
-    int c;
-    while ((c = getopt_long(argc, argv, "h", lo, NULL)) != -1) {
-        if (c == 'h') {
-            usage(stdout);
-            exit(0);
-        }
-        if (c < 0 || (size_t)c >= N_OPTS) {
-            usage(stderr);
-            return -1;
-        }
-        opts[c].val = optarg ? optarg : "1";
-    }
-    if (optind != argc || !opt("state")) {
-        usage(stderr);
+    static const char intro[] = "wispd --state DIR [options]\n\nThe wisp control plane: every "
+                                "Google API wisp serves, on loopback.";
+    if (wisp_opts_parse(opts, N_OPTS, argc, argv, intro))
+        return -1;
+    if (!opt("state")) {
+        wisp_opts_usage(stderr, opts, N_OPTS, intro);
         return -1;
     }
     return 0;
