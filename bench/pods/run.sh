@@ -103,7 +103,8 @@ done
 # ---- per-pod stages from the logs --------------------------------------------------
 # wisp-node logs "pod NS/NAME seen" when its watch delivers the pod, "pod
 # NS/NAME sandbox: ..." with the sandbox's parts, and "pod NS/NAME started
-# at IP" when the sandbox is up; wisp-metadata logs "pod NS/NAME at IP"
+# at IP" when the sandbox is up, "pod NS/NAME released" once the projected
+# token is written and the containers may start; wisp-metadata logs "pod NS/NAME at IP"
 # when its table gets the pod's address. Log times are CLOCK_REALTIME, ms.
 nodelog='' mdlog=''
 for f in "$tmp"/state/nodes/*/*/wisp-node.log; do nodelog=$f; break; done
@@ -128,6 +129,7 @@ PY
 {
     stamps "$nodelog" "pod $NS/([a-z]+-[0-9]+) seen" seen
     stamps "$nodelog" "pod $NS/([a-z]+-[0-9]+) started at" sandbox
+    stamps "$nodelog" "pod $NS/([a-z]+-[0-9]+) released" released
     stamps "$nodelog" "pod $NS/([a-z]+-[0-9]+) sandbox: files ([0-9]+) us, netns ([0-9]+) us, veth ([0-9]+) us, clone ([0-9]+) us" parts
     stamps "$mdlog" "pod $NS/([a-z]+-[0-9]+) at [0-9]" mdknows
 } >"$tmp/stages.tsv"
@@ -154,7 +156,7 @@ def row(label, v):
     print("%-46s %8.1f %8.1f %8.1f %8.1f %8.1f %5d" % (label, pct(v, 50), pct(v, 90), pct(v, 99),
           max(v), sum(v) / len(v), len(v)))
 
-total, api, seen, sandbox, cont, md, tok, att, dele = [], [], [], [], [], [], [], [], []
+total, api, seen, sandbox, rel, cont, md, tok, att, dele = [], [], [], [], [], [], [], [], [], []
 parts = [[], [], [], []]
 for p in pods:
     name, t_post, t_created, t_cont, t_tok, attempts, t_del = p
@@ -171,6 +173,8 @@ for p in pods:
         seen.append((s["seen"][0] - prev) * 1e3); prev = s["seen"][0]
     if "sandbox" in s:
         sandbox.append((s["sandbox"][0] - prev) * 1e3); prev = s["sandbox"][0]
+    if "released" in s:
+        rel.append((s["released"][0] - prev) * 1e3); prev = s["released"][0]
     if "parts" in s:
         for i in range(4):
             parts[i].append(s["parts"][1][i] / 1e3)
@@ -185,11 +189,12 @@ print("client %s: %-38s %8s %8s %8s %8s %8s %5s" % (client, "ms (CLOCK_REALTIME)
 row("create POST -> first token 200 (the bound)", total)
 row("  create POST -> 201 from the API", api)
 row("  create POST -> node agent sees the pod", seen)
-row("  -> sandbox up (TokenRequest + sandbox)", sandbox)
+row("  -> sandbox up (beside the TokenRequest)", sandbox)
 row("      sandbox: address + files", parts[0])
 row("      sandbox: netns", parts[1])
 row("      sandbox: veth, address, routes", parts[2])
 row("      sandbox: clone of the init", parts[3])
+row("  -> token written, containers released", rel)
 row("  -> container's first instruction", cont)
 row("  -> first token 200 (%s loop)" % client, tok)
 row("create POST -> metadata server has the IP", md)

@@ -404,6 +404,7 @@ static void release(struct apod *p, char *tok)
     if (tok && wisp_node_pod_write_sa(p->sb, "token", tok, strlen(tok)) == WISP_OK &&
         wisp_node_pod_release(p->sb) == WISP_OK) {
         p->retry_at = 0;
+        wisp_log_info("node", "pod %s/%s released: its token is written", p->ns, p->name);
     } else {
         wisp_log_warn("node", "pod %s/%s: no projected token yet; retrying", p->ns, p->name);
         p->retry_at = now_ms() + RETRY_MS;
