@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* The cold-path driver of bench/tokens (b): THREADS loops, each over two
- * keep-alive libcurl handles (the cluster's Kubernetes API over HTTPS, and
+ * keep-alive connections (the cluster's Kubernetes API over HTTPS, and
  * wispd on loopback HTTP), run the legs of a pod's first token (legs[]
  * below) back to back for SECONDS, and it prints the throughput and the
  * latency of whole paths and of each leg. Also fetches the owner's access
@@ -11,16 +11,24 @@
  * "run" prints tab-separated lines:
  *   path\tTHREADS\tok\terrors\twall_s\tpaths_per_s\tp50_us\tp99_us
  *   leg\tTHREADS\tNAME\tp50_us\tp99_us */
-#include <curl/curl.h>
+#include <arpa/inet.h>
 #include <jansson.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <openssl/ssl.h>
+#include <openssl/x509v3.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
+#include <sys/socket.h>
 #include <time.h>
+#include <unistd.h>
 #include "wisp/alloc.h"
 #include "wisp/buf.h"
 #include "wisp/jose.h"
+#include "wisp/url.h"
 
 #define MAX_THREADS 64
 #define MAX_BODY (64 * 1024)
@@ -48,61 +56,186 @@ static void samples_add(struct samples *s, double us)
     s->v[s->n++] = us;
 }
 
-static size_t on_body(char *data, size_t size, size_t n, void *arg)
-{
-    struct wisp_buf *b = arg;
-    return wisp_buf_append(b, data, size * n) == 0 ? size * n : 0;
-}
-
 /* What every loop is told: where wispd and the cluster are, and who asks. */
 struct target {
     const char *base, *owner_token, *gsa;
     const char *kube_api, *kube_ca, *ns, *ksa, *pool, *issuer;
 };
 
+/* The driver must cost little CPU: it shares the two cores with wispd, and
+ * every microsecond it spends is one wispd cannot. So it is not libcurl
+ * (its poll loop cost about a third of a signature per request here) but a
+ * blocking keep-alive connection per server: one write per request, reads
+ * until h2o's own response parser (picohttpparser, exported by libh2o)
+ * says the answer is whole. */
+struct phr_header {
+    const char *name;
+    size_t name_len;
+    const char *value;
+    size_t value_len;
+};
+int phr_parse_response(const char *buf, size_t len, int *minor_version, int *status,
+                       const char **msg, size_t *msg_len, struct phr_header *headers,
+                       size_t *num_headers, size_t last_len);
+
+struct conn {
+    char host[256];
+    int port, tls, fd;
+    SSL_CTX *ctx; /* TLS only */
+    SSL *ssl;
+};
+
+/* Parses http[s]://HOST:PORT (the bench's URLs always name the port). */
+static int conn_init(struct conn *c, const char *url, const char *ca)
+{
+    memset(c, 0, sizeof(*c));
+    c->fd = -1;
+    c->tls = strncmp(url, "https://", 8) == 0;
+    if (sscanf(url + (c->tls ? 8 : 7), "%255[^:]:%d", c->host, &c->port) != 2) {
+        fprintf(stderr, "cold: %s: expected SCHEME://HOST:PORT\n", url);
+        return -1;
+    }
+    if (c->tls) {
+        c->ctx = SSL_CTX_new(TLS_client_method());
+        if (!c->ctx || SSL_CTX_load_verify_locations(c->ctx, ca, NULL) != 1)
+            return -1;
+        SSL_CTX_set_verify(c->ctx, SSL_VERIFY_PEER, NULL);
+        X509_VERIFY_PARAM_set1_ip_asc(SSL_CTX_get0_param(c->ctx), c->host);
+    }
+    return 0;
+}
+
+static void conn_close(struct conn *c)
+{
+    if (c->ssl)
+        SSL_free(c->ssl);
+    if (c->fd >= 0)
+        close(c->fd);
+    c->ssl = NULL;
+    c->fd = -1;
+}
+
+static int conn_open(struct conn *c)
+{
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)c->port)};
+    int one = 1;
+    if (inet_pton(AF_INET, c->host, &sa.sin_addr) != 1)
+        return -1;
+    c->fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (c->fd < 0 || connect(c->fd, (struct sockaddr *)&sa, sizeof(sa)) != 0)
+        return -1;
+    setsockopt(c->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+    if (!c->tls)
+        return 0;
+    c->ssl = SSL_new(c->ctx);
+    if (!c->ssl || SSL_set_fd(c->ssl, c->fd) != 1 || SSL_connect(c->ssl) != 1) {
+        fprintf(stderr, "cold: TLS to %s:%d failed\n", c->host, c->port);
+        return -1;
+    }
+    return 0;
+}
+
+static void conn_free(struct conn *c)
+{
+    conn_close(c);
+    if (c->ctx)
+        SSL_CTX_free(c->ctx);
+}
+
+static int conn_write(struct conn *c, const char *p, size_t n)
+{
+    while (n) {
+        long k = c->ssl ? SSL_write(c->ssl, p, (int)n) : send(c->fd, p, n, MSG_NOSIGNAL);
+        if (k <= 0)
+            return -1;
+        p += k;
+        n -= (size_t)k;
+    }
+    return 0;
+}
+
+static long conn_read(struct conn *c, char *p, size_t n)
+{
+    return c->ssl ? SSL_read(c->ssl, p, (int)n) : recv(c->fd, p, n, 0);
+}
+
 /* One loop's connections (wispd, and the cluster's Kubernetes API) and
- * scratch space. */
+ * scratch space for an answer. */
 struct worker {
-    CURL *curl, *kube;
-    struct wisp_buf body;
-    char err[CURL_ERROR_SIZE];
+    struct conn wispd, kube;
+    struct wisp_buf req;
+    char *in;
+    size_t in_len;
     const struct target *t;
 };
 
-/* POSTs body (content type ctype) to base + path on handle c with bearer
- * (may be NULL) and returns the parsed JSON answer of a 200 or 201, or NULL
- * (reported on stderr). Caller decrefs. */
-static json_t *post(struct worker *w, CURL *c, const char *base, const char *path,
-                    const char *ctype, const char *body, const char *bearer)
+/* Sends the request in w->req on c and reads the answer into w->in; its
+ * status, or 0 (reported on stderr). The body starts at *body_off. */
+static int exchange(struct worker *w, struct conn *c, size_t *body_off)
 {
-    char url[1024], auth[4200], ct[128];
-    CURLcode cc;
-    struct curl_slist *h = NULL;
-    json_t *out = NULL;
-    long code = 0;
-    snprintf(url, sizeof(url), "%s%s", base, path);
-    snprintf(ct, sizeof(ct), "Content-Type: %s", ctype);
-    h = curl_slist_append(h, ct);
-    if (bearer) {
-        snprintf(auth, sizeof(auth), "Authorization: Bearer %s", bearer);
-        h = curl_slist_append(h, auth);
+    for (int attempt = 0; attempt < 2; attempt++) {
+        /* A connection the server closed is noticed here; open it again. */
+        if ((c->fd < 0 && conn_open(c) != 0) || conn_write(c, w->req.data, w->req.len) != 0) {
+            conn_close(c);
+            continue;
+        }
+        size_t have = 0, cl = 0, hlen = 0;
+        int status = 0;
+        for (;;) {
+            long k = conn_read(c, w->in + have, MAX_BODY - have);
+            if (k <= 0)
+                break;
+            have += (size_t)k;
+            if (!hlen) {
+                struct phr_header h[32];
+                size_t nh = 32, ml;
+                int minor, r;
+                const char *msg;
+                r = phr_parse_response(w->in, have, &minor, &status, &msg, &ml, h, &nh, 0);
+                if (r == -1)
+                    break;
+                if (r == -2)
+                    continue;
+                hlen = (size_t)r;
+                for (size_t i = 0; i < nh; i++) {
+                    if (h[i].name_len == 14 && strncasecmp(h[i].name, "content-length", 14) == 0)
+                        cl = strtoul(h[i].value, NULL, 10);
+                }
+            }
+            if (have >= hlen + cl) {
+                w->in[hlen + cl] = '\0';
+                w->in_len = cl;
+                *body_off = hlen;
+                return status;
+            }
+        }
+        conn_close(c);
+        if (have)
+            break; /* a broken answer, not a stale connection */
     }
-    wisp_buf_reset(&w->body);
-    curl_easy_setopt(c, CURLOPT_URL, url);
-    curl_easy_setopt(c, CURLOPT_HTTPHEADER, h);
-    curl_easy_setopt(c, CURLOPT_POSTFIELDS, body);
-    if ((cc = curl_easy_perform(c)) != CURLE_OK) {
-        fprintf(stderr, "cold: %s: %s\n", path, w->err[0] ? w->err : curl_easy_strerror(cc));
-        goto out;
-    }
-    curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &code);
-    if (code == 200 || code == 201)
-        out = json_loadb(w->body.data, w->body.len, 0, NULL);
-    if (!out)
-        fprintf(stderr, "cold: %s: HTTP %ld: %.300s\n", path, code,
-                w->body.len ? w->body.data : "");
-out:
-    curl_slist_free_all(h);
+    fprintf(stderr, "cold: no whole answer from %s:%d\n", c->host, c->port);
+    return 0;
+}
+
+/* POSTs body (content type ctype) to path on c with bearer (may be NULL)
+ * and returns the parsed JSON answer of a 200 or 201, or NULL (reported on
+ * stderr). Caller decrefs. */
+static json_t *post(struct worker *w, struct conn *c, const char *path, const char *ctype,
+                    const char *body, const char *bearer)
+{
+    size_t off = 0;
+    wisp_buf_reset(&w->req);
+    wisp_buf_printf(&w->req,
+                    "POST %s HTTP/1.1\r\nHost: %s:%d\r\nContent-Type: %s\r\n"
+                    "Content-Length: %zu\r\n",
+                    path, c->host, c->port, ctype, strlen(body));
+    if (bearer)
+        wisp_buf_printf(&w->req, "Authorization: Bearer %s\r\n", bearer);
+    wisp_buf_printf(&w->req, "\r\n%s", body);
+    int code = exchange(w, c, &off);
+    json_t *out = code == 200 || code == 201 ? json_loadb(w->in + off, w->in_len, 0, NULL) : NULL;
+    if (!out && code)
+        fprintf(stderr, "cold: %s: HTTP %d: %.300s\n", path, code, w->in + off);
     return out;
 }
 
@@ -141,7 +274,7 @@ static int leg_token_request(struct worker *w, struct path_state *p)
     snprintf(path, sizeof(path), "/api/v1/namespaces/%s/serviceaccounts/%s/token", t->ns,
              t->ksa);
     snprintf(body, sizeof(body), "{\"spec\":{\"audiences\":[\"%s\"]}}", t->pool);
-    json_t *o = post(w, w->kube, t->kube_api, path, "application/json", body, t->owner_token);
+    json_t *o = post(w, &w->kube, path, "application/json", body, t->owner_token);
     json_t *tok = json_object_get(json_object_get(o, "status"), "token");
     int rc = 1;
     if (json_is_string(tok)) {
@@ -160,25 +293,20 @@ static int leg_sts(struct worker *w, struct path_state *p)
 {
     const struct target *t = w->t;
     char *aud = wisp_xasprintf("identitynamespace:%s:%s", t->pool, t->issuer);
-    char *aud_esc = curl_easy_escape(w->curl, aud, 0);
-    char *tok_esc = curl_easy_escape(w->curl, p->ksa_token, 0);
-    char *form = NULL;
-    int rc = 1;
-    if (!aud_esc || !tok_esc)
-        goto out;
-    form = wisp_xasprintf(
+    char *aud_esc = wisp_url_escape(aud);
+    char *tok_esc = wisp_url_escape(p->ksa_token);
+    char *form = wisp_xasprintf(
         "grant_type=urn%%3Aietf%%3Aparams%%3Aoauth%%3Agrant-type%%3Atoken-exchange"
         "&audience=%s&subject_token_type=urn%%3Aietf%%3Aparams%%3Aoauth%%3Atoken-type%%3Ajwt"
         "&requested_token_type=urn%%3Aietf%%3Aparams%%3Aoauth%%3Atoken-type%%3Aaccess_token"
         "&scope=https%%3A%%2F%%2Fwww.googleapis.com%%2Fauth%%2Fcloud-platform&subject_token=%s",
         aud_esc, tok_esc);
-    rc = take(post(w, w->curl, t->base, "/sts/v1/token", "application/x-www-form-urlencoded",
-                   form, NULL),
-              "access_token", &p->federated);
-out:
+    int rc = take(post(w, &w->wispd, "/sts/v1/token", "application/x-www-form-urlencoded", form,
+                       NULL),
+                  "access_token", &p->federated);
     free(form);
-    curl_free(aud_esc);
-    curl_free(tok_esc);
+    free(aud_esc);
+    free(tok_esc);
     free(aud);
     return rc;
 }
@@ -190,7 +318,7 @@ static int leg_generate(struct worker *w, struct path_state *p)
     char path[512];
     snprintf(path, sizeof(path),
              "/iamcredentials/v1/projects/-/serviceAccounts/%s:generateAccessToken", w->t->gsa);
-    return take(post(w, w->curl, w->t->base, path, "application/json",
+    return take(post(w, &w->wispd, path, "application/json",
                      "{\"scope\":[\"" SCOPE "\"]}", p->federated),
                 "accessToken", &p->access);
 }
@@ -280,45 +408,29 @@ static struct samples *pick_leg(struct run *r, size_t k)
     return &r->leg[k];
 }
 
-/* A keep-alive handle for one protocol whose answers go to w->body. */
-static CURL *handle(struct worker *w, const char *protocol)
-{
-    CURL *c = curl_easy_init();
-    if (!c) {
-        fprintf(stderr, "cold: curl_easy_init failed\n");
-        exit(1);
-    }
-    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
-    curl_easy_setopt(c, CURLOPT_WRITEDATA, &w->body);
-    curl_easy_setopt(c, CURLOPT_ERRORBUFFER, w->err);
-    curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
-    curl_easy_setopt(c, CURLOPT_TCP_NODELAY, 1L);
-    curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, protocol);
-    /* Loopback only: no proxy from the environment. */
-    curl_easy_setopt(c, CURLOPT_NOPROXY, "*");
-    return c;
-}
-
-/* t == NULL: only the wispd handle (cold token). */
-static void worker_init(struct worker *w, const struct target *t)
+/* t->kube_api NULL: only the wispd connection (cold token). */
+static int worker_init(struct worker *w, const struct target *t)
 {
     memset(w, 0, sizeof(*w));
     w->t = t;
-    wisp_buf_init(&w->body, MAX_BODY);
-    w->curl = handle(w, "http");
-    if (t) {
-        w->kube = handle(w, "https");
-        /* The cluster's own CA, as get-credentials writes it. */
-        curl_easy_setopt(w->kube, CURLOPT_CAINFO, t->kube_ca);
+    wisp_buf_init(&w->req, MAX_BODY);
+    w->in = wisp_xmalloc(MAX_BODY + 1);
+    w->kube.fd = -1;
+    /* The cluster's own CA, as get-credentials writes it. */
+    if (conn_init(&w->wispd, t->base, NULL) != 0 ||
+        (t->kube_api && conn_init(&w->kube, t->kube_api, t->kube_ca) != 0)) {
+        fprintf(stderr, "cold: cannot set up the connections\n");
+        return -1;
     }
+    return 0;
 }
 
 static void worker_free(struct worker *w)
 {
-    curl_easy_cleanup(w->curl);
-    if (w->kube)
-        curl_easy_cleanup(w->kube);
-    wisp_buf_free(&w->body);
+    conn_free(&w->wispd);
+    conn_free(&w->kube);
+    wisp_buf_free(&w->req);
+    free(w->in);
 }
 
 static int cmd_run(int argc, char **argv)
@@ -344,7 +456,7 @@ static int cmd_run(int argc, char **argv)
     /* One warm path first, outside the clock: it opens a TLS session to
      * the cluster and lets wispd do its first-use work (keys decoded and
      * cached) off the clock. */
-    worker_init(&runs[0].w, &t);
+    rc = worker_init(&runs[0].w, &t);
     struct path_state warm = {0};
     for (size_t i = 0; i < N_LEGS && !rc; i++)
         rc = legs[i].fn(&runs[0].w, &warm);
@@ -355,8 +467,8 @@ static int cmd_run(int argc, char **argv)
     }
     double start = now_us(), until = start + seconds * 1e6;
     for (int i = 0; i < n; i++) {
-        if (i > 0)
-            worker_init(&runs[i].w, &t);
+        if (i > 0 && worker_init(&runs[i].w, &t) != 0)
+            exit(1);
         runs[i].until_us = until;
         pthread_create(&tid[i], NULL, loop, &runs[i]);
     }
@@ -376,7 +488,7 @@ static int cmd_run(int argc, char **argv)
     rc = errors ? 1 : 0;
 out:
     for (int i = 0; i < n; i++) {
-        if (runs[i].w.curl)
+        if (runs[i].w.in)
             worker_free(&runs[i].w);
         free(runs[i].path.v);
         for (size_t k = 0; k < N_LEGS; k++)
@@ -403,8 +515,8 @@ static int cmd_token(int argc, char **argv)
     int rc = 1;
     char *jwt = NULL, *form = NULL, *esc = NULL, *tok = NULL;
     struct worker w;
-    worker_init(&w, NULL);
-    if (!email || !kid || !pem || !aud) {
+    struct target t = {.base = argv[3]};
+    if (worker_init(&w, &t) != 0 || !email || !kid || !pem || !aud) {
         fprintf(stderr, "cold: %s is not a service-account key file\n", argv[2]);
         goto out;
     }
@@ -413,18 +525,18 @@ static int cmd_token(int argc, char **argv)
                                aud, "iat", (json_int_t)now, "exp", (json_int_t)(now + 3600));
     jwt = wisp_jwt_sign_rs256(claims, kid, pem);
     json_decref(claims);
-    esc = jwt ? curl_easy_escape(w.curl, jwt, 0) : NULL;
+    esc = jwt ? wisp_url_escape(jwt) : NULL;
     if (!esc)
         goto out;
     form = wisp_xasprintf("grant_type=urn%%3Aietf%%3Aparams%%3Aoauth%%3Agrant-type%%3Ajwt-bearer"
                           "&assertion=%s", esc);
-    if (take(post(&w, w.curl, argv[3], "/token", "application/x-www-form-urlencoded", form, NULL), "access_token",
-             &tok) == 0) {
+    if (take(post(&w, &w.wispd, "/token", "application/x-www-form-urlencoded", form, NULL),
+             "access_token", &tok) == 0) {
         printf("%s\n", tok);
         rc = 0;
     }
 out:
-    curl_free(esc);
+    free(esc);
     free(form);
     free(jwt);
     free(tok);
@@ -436,7 +548,6 @@ out:
 int main(int argc, char **argv)
 {
     int rc = 100;
-    curl_global_init(CURL_GLOBAL_DEFAULT);
     if (argc >= 2 && strcmp(argv[1], "token") == 0)
         rc = cmd_token(argc, argv);
     else if (argc >= 2 && strcmp(argv[1], "run") == 0)
@@ -444,6 +555,5 @@ int main(int argc, char **argv)
     else
         fprintf(stderr, "usage: cold token KEY_FILE BASE_URL | cold run BASE_URL OWNER_TOKEN "
                         "GSA_EMAIL SECONDS THREADS\n");
-    curl_global_cleanup();
     return rc;
 }

@@ -20,7 +20,7 @@
 # ROUND_SECONDS (0.3, per wisp operation per round), SPEED_SECONDS (2),
 # WRK_SECONDS (4), CONNS (16), COLD_SECONDS (8), COLD_THREADS (4),
 # SERIAL_SECONDS (4), WISP_BIN (bin/ of the tree, built by make).
-# Needs: make, cc, pkg-config (libcurl, jansson, openssl, cjose), openssl,
+# Needs: make, cc, pkg-config (jansson, openssl, cjose, libh2o-evloop), openssl,
 # wrk, taskset, python3, curl, gcloud, kubectl. Every process it starts is
 # stopped and its state removed on exit.
 set -euo pipefail
@@ -77,7 +77,7 @@ for prog in verify cold; do
     cc -std=c17 -D_GNU_SOURCE -O2 -g -Wall -Wextra -Werror -Wno-missing-field-initializers \
         -I"$root/include" -I"$root/lib" -o "$tmp/$prog" "$here/$prog.c" \
         "$root/build/release/libwisp.a" \
-        $(pkg-config --libs jansson openssl cjose sqlite3 libcurl) -lz -lpthread
+        $(pkg-config --libs jansson openssl cjose sqlite3 libh2o-evloop) -lz -lpthread
 done
 echo "bench/tokens: wisp $(git -C "$root" rev-parse --short HEAD 2>/dev/null || echo '?')," \
     "$(openssl version | cut -d' ' -f1-2), $(nproc) cores, (a) pinned to CPU $CPU"
