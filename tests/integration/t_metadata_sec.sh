@@ -182,4 +182,6 @@ check "the 429 says Retry-After and Metadata-Flavor: Google" \
     bash -c "grep -qi '^retry-after: ' '$OUT.h' && grep -qi '^metadata-flavor: Google' '$OUT.h'"
 check "meanwhile another pod is served" test "$(md 3 $SA/default/token)" = 200
 check "and the flooding pod again once it slows down" wait_for 200 2 project/project-id
+md_stop
+check "no sanitizer report in wisp-metadata's log" bash -c "! grep -q Sanitizer '$T_STATE/metadata.log'"
 wisp_done
