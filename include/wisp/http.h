@@ -38,6 +38,10 @@ typedef void (*wisp_http_handler)(struct wisp_http_req *req, void *ctx);
  * value, or NULL. */
 const char *wisp_http_header(struct wisp_http_req *req, const char *name);
 
+/* How many fields named name (case-insensitive) the request carries: a
+ * rule about a header can so refuse it when it is repeated. */
+size_t wisp_http_header_count(struct wisp_http_req *req, const char *name);
+
 /* Returns the percent-decoded value of query parameter key ("+" decodes to
  * a space), request-scoped, or NULL when absent. A value that decodes to
  * bytes containing NUL is treated as absent. */
@@ -89,7 +93,7 @@ void *wisp_http_stream_thread_data(const struct wisp_http_stream *s);
 void wisp_http_streams_wake(struct wisp_http_req *req);
 
 /* Limits, enforced before a handler runs. Zero fields take the defaults in
- * brackets. Over-limit requests get 413/431/400 and, where HTTP/1.1 framing
+ * brackets. Over-limit requests get 413/414/431/400 and, where HTTP/1.1 framing
  * is in doubt, the connection is closed. */
 struct wisp_http_limits {
     size_t max_header_bytes;  /* request line + headers [16384] */
@@ -107,6 +111,11 @@ struct wisp_http_config {
     void *(*on_thread_start)(unsigned idx, void *user);
     void (*on_thread_stop)(void *thread_data, void *user);
     void *user;
+    /* Name, value, name, value, ..., NULL: headers added to the answers
+     * lib/http makes itself (framing errors, limits, no route), so that a
+     * server whose clients expect a header on every answer (the metadata
+     * server's Metadata-Flavor) gets it there too. Borrowed; may be NULL. */
+    const char *const *error_headers;
 };
 
 /* Creates a server. Caller frees with wisp_http_server_free(). Never NULL. */

@@ -57,9 +57,19 @@ struct wisp_md_site {
 struct wisp_md_req {
     const char *method, *host, *path, *query; /* as lib/http gives them */
     const char *flavor; /* the Metadata-Flavor header's value, or NULL */
-    int forwarded;      /* the request carries X-Forwarded-For */
+    int flavor_repeated; /* it carries more than one Metadata-Flavor field */
+    int forwarded;      /* it carries a forwarding header (X-Forwarded-For, Forwarded, ...) */
     long long now;      /* wall-clock seconds */
 };
+
+/* A request's header fields as the server holds them: returns how many
+ * fields are named name (lowercase, compared case-insensitively) and sets
+ * *first to the first one's value, or NULL. */
+typedef size_t (*wisp_md_header_fn)(void *ctx, const char *name, const char **first);
+
+/* Fills req->flavor, flavor_repeated and forwarded through get: the one
+ * place that knows which request headers the surface reads. */
+void wisp_md_req_headers(struct wisp_md_req *req, wisp_md_header_fn get, void *ctx);
 
 /* A token the surface asks for. kind 'a' access token (scopes: canonical,
  * comma-joined), 'i' ID token (audience, full). */
@@ -164,6 +174,19 @@ enum wisp_md_who wisp_md_snap_find(const struct wisp_md_snap *s, const char *ip,
                                    const struct wisp_md_pod **out);
 uint64_t wisp_md_snap_gen(const struct wisp_md_snap *s);
 size_t wisp_md_snap_count(const struct wisp_md_snap *s);
+
+/* ---- the per-caller rate limit ------------------------------------------ */
+
+/* A token bucket per source address, shared by every thread without a lock
+ * (limit.c). rate: requests per second an address may make on average;
+ * burst: how many it may make at once (0 counts as 1). rate 0 returns NULL,
+ * a limiter that allows everything. Free with wisp_md_limiter_free(). */
+struct wisp_md_limiter;
+struct wisp_md_limiter *wisp_md_limiter_new(unsigned rate, unsigned burst);
+void wisp_md_limiter_free(struct wisp_md_limiter *l);
+/* Counts one request from ip at now_ns (a monotonic clock, nanoseconds):
+ * 1 when it is within the limit, 0 when it should get 429. l may be NULL. */
+int wisp_md_limiter_take(struct wisp_md_limiter *l, const char *ip, uint64_t now_ns);
 
 /* ---- the token cache ----------------------------------------------------- */
 

@@ -123,7 +123,7 @@ enum wisp__http_verdict wisp__http_head_check(const char *buf, size_t len, size_
         return bad(out, "malformed request line");
     if ((size_t)(p - buf) > max_bytes) {
         out->why = "request line too long";
-        return WISP__HEAD_TOO_BIG;
+        return WISP__HEAD_URI_TOO_LONG;
     }
 
     for (;;) {

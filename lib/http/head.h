@@ -16,6 +16,7 @@ enum wisp__http_verdict {
     WISP__HEAD_BAD,      /* malformed or ambiguous framing: 400 and close */
     WISP__HEAD_TOO_BIG,  /* request line + headers over max_bytes: 431 */
     WISP__HEAD_TOO_MANY, /* more than max_headers fields: 431 */
+    WISP__HEAD_URI_TOO_LONG, /* the request line alone is over max_bytes: 414 */
 };
 
 /* A span inside the scanned buffer (not NUL-terminated); p is NULL when the

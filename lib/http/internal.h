@@ -120,6 +120,7 @@ struct wisp_http_server {
 struct wisp__http_state {
     struct wisp_http_req pub;
     h2o_req_t *h2o;
+    struct wisp_http_server *srv; /* for the config's error_headers */
     struct wisp__http_head head;
     int responded;
 };

@@ -61,6 +61,7 @@ static const struct {
     {411, "Length Required"},
     {412, "Precondition Failed"},
     {413, "Content Too Large"},
+    {414, "URI Too Long"},
     {415, "Unsupported Media Type"},
     {429, "Too Many Requests"},
     {431, "Request Header Fields Too Large"},
@@ -136,6 +137,9 @@ static void send_error(struct wisp__http_state *st, int code, const char *status
         n = 0;
     if (close_conn)
         st->h2o->http1_is_persistent = 0;
+    const char *const *eh = st->srv->cfg.error_headers;
+    for (size_t i = 0; eh && eh[i] && eh[i + 1]; i += 2)
+        wisp_http_add_header(&st->pub, eh[i], eh[i + 1]);
     wisp_http_respond(&st->pub, code, "application/json; charset=UTF-8", body, (size_t)n);
 }
 
@@ -229,6 +233,24 @@ const char *wisp_http_header(struct wisp_http_req *req, const char *name)
         }
     }
     return NULL;
+}
+
+size_t wisp_http_header_count(struct wisp_http_req *req, const char *name)
+{
+    h2o_req_t *h = state_of(req)->h2o;
+    size_t n = 0;
+
+    for (size_t i = 0; i < h->headers.size; i++) {
+        const h2o_header_t *e = h->headers.entries + i;
+        if (name_eq(name, e->name->base, e->name->len))
+            n++;
+    }
+    /* The five fields h2o takes out of the list occur at most once here:
+     * the head scan refuses a second Host, Content-Length or
+     * Transfer-Encoding and keeps the first Expect and Upgrade. */
+    if (n == 0 && wisp_http_header(req, name))
+        n = 1;
+    return n;
 }
 
 static int hexval(char c)
@@ -381,6 +403,7 @@ int wisp__http_on_req(h2o_handler_t *self, h2o_req_t *h)
 
     memset(st, 0, sizeof(*st));
     st->h2o = h;
+    st->srv = srv;
     req->impl = st;
     req->thread_data = w->thread_data;
     req->tls = sock->ssl != NULL;
@@ -402,6 +425,10 @@ int wisp__http_on_req(h2o_handler_t *self, h2o_req_t *h)
     case WISP__HEAD_BAD:
         wisp_log_info("http", "400 from %s: %s", req->peer_ip, st->head.why);
         send_error(st, 400, "INVALID_ARGUMENT", "Malformed request.", 1);
+        return 0;
+    case WISP__HEAD_URI_TOO_LONG:
+        wisp_log_info("http", "414 from %s: %s", req->peer_ip, st->head.why);
+        send_error(st, 414, "INVALID_ARGUMENT", "Request line too long.", 1);
         return 0;
     case WISP__HEAD_TOO_BIG:
     case WISP__HEAD_TOO_MANY:

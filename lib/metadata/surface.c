@@ -610,6 +610,27 @@ out:
     json_decref(root);
 }
 
+/* Headers that name a client address other than the peer's. The caller is
+ * only ever its TCP peer address, so a request that carries one of these
+ * came through a proxy or is trying to pass as another pod: refused, as
+ * GCE refuses X-Forwarded-For (SECURITY.md §A5). */
+static const char *const forwarding[] = {
+    "x-forwarded-for", "forwarded",        "x-real-ip",          "client-ip",
+    "x-client-ip",     "true-client-ip",   "x-originating-ip",   "x-cluster-client-ip",
+};
+
+void wisp_md_req_headers(struct wisp_md_req *req, wisp_md_header_fn get, void *ctx)
+{
+    const char *first = NULL;
+    req->flavor_repeated = get(ctx, "metadata-flavor", &first) > 1;
+    req->flavor = first;
+    req->forwarded = 0;
+    for (size_t i = 0; i < sizeof(forwarding) / sizeof(forwarding[0]); i++) {
+        if (get(ctx, forwarding[i], &first) > 0)
+            req->forwarded = 1;
+    }
+}
+
 void wisp_md_answer(const struct wisp_md_site *site, const struct wisp_md_req *req,
                     const struct wisp_md_caller *caller, wisp_md_token_fn tok, void *tok_ctx,
                     struct wisp_md_resp *r)
@@ -620,8 +641,8 @@ void wisp_md_answer(const struct wisp_md_site *site, const struct wisp_md_req *r
     r->flavor = 1;
     if (req->forwarded) {
         set_text(r, 403, PLAIN,
-                 "GKE Metadata Server encountered an error: requests with X-Forwarded-For are "
-                 "refused\n");
+                 "GKE Metadata Server encountered an error: requests with X-Forwarded-For or "
+                 "another forwarding header are refused\n");
         r->nosniff = 1;
         return;
     }
@@ -637,7 +658,10 @@ void wisp_md_answer(const struct wisp_md_site *site, const struct wisp_md_req *r
         r->allow_get = 1;
         return;
     }
-    if (!req->flavor || strcmp(req->flavor, "Google") != 0) {
+    /* Exactly one field, exactly "Google": a repeated field is refused
+     * even when its first value is right, so that no front end and no
+     * parser that keeps the last value can read the request differently. */
+    if (!req->flavor || req->flavor_repeated || strcmp(req->flavor, "Google") != 0) {
         set_text(r, 403, PLAIN, WISP_MD_FLAVOR_403);
         r->flavor = 0;
         r->nosniff = 1;

@@ -51,6 +51,10 @@ static struct wisp_opt opts[] = {
      "oauthScopes) [cloud-platform]", NULL, NULL},
     {"threads", "N", "worker threads", "2", NULL},
     {"unknown-wait-ms", "MS", "how long an unknown caller waits for the pod watch", "500", NULL},
+    {"rate-limit", "N",
+     "requests per second each caller address may make (burst: N at once); 0 for no limit "
+     "[50000 per worker thread]",
+     NULL, NULL},
     {"log-level", "LEVEL", "err, warn, info or debug", "info", NULL},
 };
 #define N_OPTS (sizeof(opts) / sizeof(opts[0]))
@@ -169,6 +173,18 @@ static int configure(char **owned, size_t *n_owned, char *addr, size_t addrlen, 
         return -1;
     }
     md.unknown_wait_ms = (unsigned)atoi(opt("unknown-wait-ms"));
+    /* The default sits above what one pod can get from the workers (a
+     * cached token from one pod at 64 connections: about 30k/s per worker),
+     * so only a flood is refused and no benchmark is; it scales with the
+     * workers for the same reason. */
+    const char *rl = opt("rate-limit");
+    char *rl_end = NULL;
+    long rate = rl ? strtol(rl, &rl_end, 10) : 50000L * (long)md.threads;
+    if (rl && (!rl[0] || *rl_end || rate < 0 || rate > 100000000L)) {
+        fprintf(stderr, "wisp-metadata: --rate-limit: expected 0 to 100000000\n");
+        return -1;
+    }
+    md.rate_limit = (unsigned)rate;
     md.waiters_max = (int)md.threads - 1; /* one worker always answers at once */
     struct wisp_md_site *s = &md.site;
     s->project_id = opt("project-id");
@@ -250,10 +266,13 @@ int main(int argc, char **argv)
     md.cache = wisp_md_cache_new(&cc);
     struct wisp_md_pods_hooks hooks = {on_gone, on_identity, NULL};
     md.pods = wisp_md_pods_new(md.threads, &hooks);
+    md.limiter = wisp_md_limiter_new(md.rate_limit, md.rate_limit);
+    static const char *const error_headers[] = {"Metadata-Flavor", "Google", NULL};
     struct wisp_http_config cfg = {.limits = {.max_body = 4096, .max_header_bytes = 8192},
                                    .n_threads = md.threads,
                                    .on_thread_start = thread_start,
-                                   .on_thread_stop = thread_stop};
+                                   .on_thread_stop = thread_stop,
+                                   .error_headers = error_headers};
     server = wisp_http_server_new(&cfg);
     md.http = server;
     wisp_http_route(server, NULL, NULL, "/", md_serve, NULL);
@@ -282,6 +301,7 @@ out:
         wisp_http_server_free(server);
     wisp_md_cache_free(md.cache);
     wisp_md_pods_free(md.pods);
+    wisp_md_limiter_free(md.limiter);
     for (size_t i = 0; i < n_owned; i++)
         free(owned[i]);
     curl_global_cleanup();

@@ -15,10 +15,12 @@ struct md {
     long long instance_created; /* GCE_METADATA: the node's creation, epoch seconds */
     unsigned threads;
     unsigned unknown_wait_ms; /* how long an unknown caller waits for the watch */
+    unsigned rate_limit;      /* requests per second per address; 0: none */
     struct wisp_md_site site;
     /* Run time. */
     struct wisp_md_pods *pods;
     struct wisp_md_cache *cache;
+    struct wisp_md_limiter *limiter; /* NULL: no rate limit */
     struct wisp_http_server *http;
     volatile int stopping;
     int waiters_max;

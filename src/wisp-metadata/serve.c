@@ -3,7 +3,8 @@
  * current pod snapshot (never by anything it sends), asks the surface for
  * the answer, re-checks that the address still belongs to the same pod
  * before replying (SECURITY.md §A1), and serves wait_for_change with a
- * bounded number of bounded waits. */
+ * bounded number of bounded waits. Each address is held to its rate limit
+ * before anything else is done for it. */
 #include <stdatomic.h>
 #include <string.h>
 #include <time.h>
@@ -90,16 +91,45 @@ static void respond(struct wisp_http_req *req, struct wisp_md_resp *r)
     wisp_http_respond(req, r->status, r->ctype, r->body, r->len);
 }
 
-static void moved(struct wisp_md_resp *r)
+/* Replaces r with a plain-text answer of this file's own making. */
+static void plain(struct wisp_md_resp *r, int status, const char *text)
 {
     wisp_md_resp_free(r);
     memset(r, 0, sizeof(*r));
-    r->status = 503;
+    r->status = status;
     r->flavor = 1;
     r->ctype = "text/plain; charset=utf-8";
-    r->body = wisp_xstrdup("GKE Metadata Server encountered an error: the caller's address "
-                           "changed hands during the request; retry\n");
+    r->body = wisp_xstrdup(text);
     r->len = strlen(r->body);
+}
+
+static size_t header_of(void *ctx, const char *name, const char **first)
+{
+    struct wisp_http_req *req = ctx;
+    *first = wisp_http_header(req, name);
+    return *first ? wisp_http_header_count(req, name) : 0;
+}
+
+static uint64_t now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec;
+}
+
+/* Over the caller's rate limit (SECURITY.md §B15): 429 before any other
+ * work, as GCE's metadata server answers a caller that sends too fast. */
+static int throttled(struct wisp_http_req *req)
+{
+    if (wisp_md_limiter_take(md.limiter, req->peer_ip, now_ns()))
+        return 0;
+    struct wisp_md_resp r = {0};
+    plain(&r, 429, "GKE Metadata Server encountered an error: too many requests from this "
+                   "address; retry later\n");
+    wisp_http_add_header(req, "Retry-After", "1");
+    respond(req, &r);
+    wisp_md_resp_free(&r);
+    return 1;
 }
 
 void md_serve(struct wisp_http_req *req, void *ctx)
@@ -111,11 +141,12 @@ void md_serve(struct wisp_http_req *req, void *ctx)
         .host = req->host,
         .path = req->path,
         .query = req->query,
-        .flavor = wisp_http_header(req, "metadata-flavor"),
-        .forwarded = wisp_http_header(req, "x-forwarded-for") != NULL,
     };
     struct wisp_md_caller caller;
     struct wisp_md_resp resp;
+    if (throttled(req))
+        return;
+    wisp_md_req_headers(&r, header_of, req);
     const struct wisp_md_snap *s = wisp_md_pods_enter(md.pods, t->slot);
     identify(s, req->peer_ip, &caller);
     /* A new pod's first request may beat the watch: wait for it briefly
@@ -142,7 +173,8 @@ void md_serve(struct wisp_http_req *req, void *ctx)
     struct wisp_md_caller again;
     identify(wisp_md_pods_current(md.pods), req->peer_ip, &again);
     if (!same_pod(&caller, &again)) {
-        moved(&resp);
+        plain(&resp, 503, "GKE Metadata Server encountered an error: the caller's address "
+                          "changed hands during the request; retry\n");
     } else if (resp.wait && resp.wait_sec &&
                atomic_fetch_add(&waiting, 1) < md.waiters_max) {
         /* Long poll: the answer can change only with the pod table. */

@@ -57,6 +57,16 @@ wisp_start() { # wisp_start PROJECT [wisp up options...]
     eval "$("$WISP_BIN/wisp" env --state "$T_STATE")"
 }
 
+# wisp_api: API, the HTTPS base of the wisp that wisp_start started, and
+# CA, the file of its CA.
+wisp_api() {
+    local port
+    port=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["https_port"])' \
+        "$T_STATE/run/wispd.json")
+    API="https://127.0.0.1:$port"
+    CA="$T_STATE/ca.pem"
+}
+
 # node_inputs: after get-credentials, what a hand-started wisp-node needs
 # of its cluster: KAPI, NODE, CIDR, $T_STATE/cluster-ca.pem and
 # $T_STATE/owner.token.

@@ -8,34 +8,11 @@
 # a restart, and the real gcloud reading its token from it.
 here=$(cd "$(dirname "$0")" && pwd)
 . "$here/lib.sh"
+. "$here/md_lib.sh"
 need gcloud kubectl curl python3
 
-P=wisp-it-md
-L=us-central1
-wisp_start "$P"
-PORT=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["https_port"])' \
-    "$T_STATE/run/wispd.json")
-API="https://127.0.0.1:$PORT"
-CA="$T_STATE/ca.pem"
-NUM=$(gcloud projects describe "$P" --format='value(projectNumber)')
-POOL="$P.svc.id.goog"
-PRINCIPAL="principal://iam.googleapis.com/projects/$NUM/locations/global/workloadIdentityPools/$POOL"
+md_setup wisp-it-md
 GSA="md-gsa@$P.iam.gserviceaccount.com"
-OUT="$T_STATE/out"
-MD_PID=
-
-md_stop() { [ -n "$MD_PID" ] && kill "$MD_PID" 2> /dev/null && wait "$MD_PID" 2> /dev/null; MD_PID=; }
-trap 'md_stop; wisp_cleanup' EXIT
-
-check "a Standard cluster with a workload pool" \
-    gcloud container clusters create std --location=$L --workload-pool=$POOL --quiet
-check "get-credentials" gcloud container clusters get-credentials std --location=$L
-TOKEN=$(gcloud auth print-access-token)
-KAPI=$(kubectl config view --raw -o jsonpath='{.clusters[0].cluster.server}')
-kubectl config view --raw -o jsonpath='{.clusters[0].cluster.certificate-authority-data}' |
-    base64 -d > "$T_STATE/cluster-ca.pem"
-KCA="$T_STATE/cluster-ca.pem"
-printf '%s\n' "$TOKEN" > "$T_STATE/kube-token"
 
 for ns in ns-a ns-b; do kubectl create namespace $ns > /dev/null; done
 kubectl create serviceaccount app -n ns-a > /dev/null
@@ -44,58 +21,15 @@ kubectl create serviceaccount linked -n ns-a > /dev/null
 gcloud iam service-accounts create md-gsa --quiet > /dev/null 2>&1
 kubectl annotate serviceaccount linked -n ns-a iam.gke.io/gcp-service-account=$GSA > /dev/null
 
-# pod NS NAME KSA IP: a running pod on NODE with that address.
-pod() {
-    kubectl apply -f - > /dev/null <<YAML
-apiVersion: v1
-kind: Pod
-metadata: {name: $2, namespace: $1}
-spec:
-  serviceAccountName: $3
-  nodeSelector: {kubernetes.io/hostname: $NODE}
-  containers: [{name: c, image: google/cloud-sdk:slim, command: ["sleep", "infinity"]}]
-YAML
-    curl -sS --cacert "$KCA" -o /dev/null -w '%{http_code}' -X PATCH \
-        -H "Authorization: Bearer $TOKEN" -H 'Content-Type: application/merge-patch+json' \
-        --data "{\"status\":{\"podIP\":\"$4\",\"phase\":\"Running\"}}" \
-        "$KAPI/api/v1/namespaces/$1/pods/$2/status"
-}
-# The first pod picks the node; the others follow it there.
-kubectl run first -n ns-a --image=x --overrides='{"spec":{"serviceAccountName":"app"}}' > /dev/null
-NODE=$(kubectl get pod first -n ns-a -o jsonpath='{.spec.nodeName}')
-kubectl delete pod first -n ns-a --wait=false > /dev/null 2>&1
 check "pod ns-a/a at 127.0.0.2 on $NODE" test "$(pod ns-a a app 127.0.0.2)" = 200
 check "pod ns-b/b at 127.0.0.3" test "$(pod ns-b b app 127.0.0.3)" = 200
 check "pod ns-a/l (linked KSA) at 127.0.0.4" test "$(pod ns-a l linked 127.0.0.4)" = 200
 check "pod ns-a/g at 127.0.0.1 (for gcloud)" test "$(pod ns-a g app 127.0.0.1)" = 200
 
-MPORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-md_start() {
-    "$WISP_BIN/wisp-metadata" --kube-api "$KAPI" --kube-ca "$KCA" \
-        --kube-token-file "$T_STATE/kube-token" --node "$NODE" --listen "127.0.0.1:$MPORT" \
-        --sts "$API/sts" --iamcredentials "$API/iamcredentials" --google-ca "$CA" \
-        --project-id "$P" --project-number "$NUM" --cluster-name std --cluster-location $L \
-        --cluster-uid uid-1 --log-level warn >> "$T_STATE/metadata.log" 2>&1 &
-    MD_PID=$!
-    for _ in $(seq 50); do
-        curl -s -o /dev/null "http://127.0.0.1:$MPORT/" && return 0
-        sleep 0.1
-    done
-    return 1
-}
 check "wisp-metadata starts" md_start
 
-# md N PATH [curl args...] -> HTTP code; body in $OUT. From 127.0.0.N, with the header.
-md() {
-    local n=$1 path=$2; shift 2
-    curl -sS --interface "127.0.0.$n" -o "$OUT" -w '%{http_code}' -H 'Metadata-Flavor: Google' \
-        "$@" "http://127.0.0.1:$MPORT/computeMetadata/v1/$path"
-}
-tok() { python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["access_token"])' "$OUT"; }
 list() { curl -sS --cacert "$CA" -o "$OUT.list" -w '%{http_code}' -H "Authorization: Bearer $1" \
     "$API/storage/v1/b/$2/o"; }
-wait_for() { # wait_for CODE N PATH: up to 5 s
-    for _ in $(seq 50); do [ "$(md "$2" "$3")" = "$1" ] && return 0; sleep 0.1; done; return 1; }
 
 # The rules of the front door.
 code=$(curl -sS --interface 127.0.0.2 -o "$OUT" -D "$OUT.h" -w '%{http_code}' "http://127.0.0.1:$MPORT/")

@@ -110,6 +110,7 @@ static void test_head_limits_and_fields(void **state)
     assert_int_equal(check(ok, 16384, 2), WISP__HEAD_TOO_MANY);
     assert_int_equal(check(ok, 16384, 3), WISP__HEAD_OK);
     assert_int_equal(check(ok, 20, 64), WISP__HEAD_TOO_BIG);
+    assert_int_equal(check(ok, 10, 64), WISP__HEAD_URI_TOO_LONG);
     assert_int_equal(check(ok, strlen(ok), 64), WISP__HEAD_OK);
 }
 
@@ -786,9 +787,10 @@ static void test_oversize_header(void **state)
     assert_int_equal(raws(f->port, req, &r, &closed), 431);
     assert_non_null(strstr(r.body, "\"code\":431"));
     assert_true(closed);
-    /* a long request line counts too */
+    /* a request line over the limit on its own is 414 */
     snprintf(req, MAX_HEADER_BYTES + 256, "GET /any?%s HTTP/1.1\r\nHost: x\r\n\r\n", pad);
-    assert_int_equal(raws(f->port, req, &r, &closed), 431);
+    assert_int_equal(raws(f->port, req, &r, &closed), 414);
+    assert_true(closed);
     free(req);
 }
 

@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <unistd.h>
 #include "wisp/metadata.h"
 
@@ -62,7 +63,7 @@ static void fake_tok(void *ctx, const struct wisp_md_caller *caller, const struc
 
 struct ask {
     const char *method, *host, *flavor;
-    int xff;
+    int xff, repeated;
     const struct wisp_md_caller *caller;
     const struct wisp_md_site *site;
 };
@@ -78,6 +79,7 @@ static void ask_full(const struct ask *a, const char *path, const char *query,
         .path = path,
         .query = query ? query : "",
         .flavor = a->flavor,
+        .flavor_repeated = a->repeated,
         .forwarded = a->xff,
         .now = NOW,
     };
@@ -138,6 +140,13 @@ static void root_and_header_rules(void **state)
 
     struct ask xff = {.flavor = "Google", .xff = 1};
     ask_full(&xff, V1 "project/project-id", "", &r);
+    assert_int_equal(r.status, 403);
+    assert_null(strstr(r.body, "proj-1"));
+    wisp_md_resp_free(&r);
+
+    /* Metadata-Flavor: Google twice, or Google then x: one field only. */
+    struct ask twice = {.flavor = "Google", .repeated = 1};
+    ask_full(&twice, V1 "project/project-id", "", &r);
     assert_int_equal(r.status, 403);
     assert_null(strstr(r.body, "proj-1"));
     wisp_md_resp_free(&r);
@@ -754,6 +763,76 @@ static void cache_invalidation(void **state)
     wisp_md_cache_free(c);
 }
 
+/* A request's headers as a list, for wisp_md_req_headers. */
+struct hdrs {
+    const char *const *kv; /* name, value, ..., NULL */
+};
+
+static size_t hdr_get(void *ctx, const char *name, const char **first)
+{
+    const struct hdrs *h = ctx;
+    size_t n = 0;
+    *first = NULL;
+    for (size_t i = 0; h->kv[i]; i += 2) {
+        if (strcasecmp(h->kv[i], name) == 0 && n++ == 0)
+            *first = h->kv[i + 1];
+    }
+    return n;
+}
+
+static void header_rules(void **state)
+{
+    (void)state;
+    struct wisp_md_req req;
+    const char *one[] = {"Metadata-Flavor", "Google", NULL};
+    wisp_md_req_headers(&req, hdr_get, &(struct hdrs){one});
+    assert_string_equal(req.flavor, "Google");
+    assert_false(req.flavor_repeated);
+    assert_false(req.forwarded);
+    const char *two[] = {"Metadata-Flavor", "Google", "metadata-flavor", "x", NULL};
+    wisp_md_req_headers(&req, hdr_get, &(struct hdrs){two});
+    assert_true(req.flavor_repeated);
+    const char *const fwd[] = {"X-Forwarded-For", "Forwarded", "X-Real-IP", "Client-IP"};
+    for (size_t i = 0; i < 4; i++) {
+        const char *kv[] = {"Metadata-Flavor", "Google", fwd[i], "10.0.0.6", NULL};
+        wisp_md_req_headers(&req, hdr_get, &(struct hdrs){kv});
+        assert_true(req.forwarded);
+    }
+    const char *legacy[] = {"X-Google-Metadata-Request", "True", NULL};
+    wisp_md_req_headers(&req, hdr_get, &(struct hdrs){legacy});
+    assert_null(req.flavor);
+}
+
+static void rate_limit(void **state)
+{
+    (void)state;
+    const uint64_t s = 1000000000ULL, t0 = 5 * s;
+    /* 10 per second, bursts of 3: three at once, then one per 100 ms. */
+    struct wisp_md_limiter *l = wisp_md_limiter_new(10, 3);
+    for (int i = 0; i < 3; i++)
+        assert_true(wisp_md_limiter_take(l, "10.0.0.5", t0));
+    assert_false(wisp_md_limiter_take(l, "10.0.0.5", t0));
+    assert_true(wisp_md_limiter_take(l, "10.0.0.6", t0)); /* another address: its own bucket */
+    assert_false(wisp_md_limiter_take(l, "10.0.0.5", t0 + s / 20));
+    assert_true(wisp_md_limiter_take(l, "10.0.0.5", t0 + s / 10));
+    assert_false(wisp_md_limiter_take(l, "10.0.0.5", t0 + s / 10));
+    /* A reading older than the last one never finds extra room. */
+    assert_false(wisp_md_limiter_take(l, "10.0.0.5", t0));
+    /* Idle long enough, the bucket is full again, and no fuller. */
+    for (int i = 0; i < 3; i++)
+        assert_true(wisp_md_limiter_take(l, "10.0.0.5", t0 + 100 * s));
+    assert_false(wisp_md_limiter_take(l, "10.0.0.5", t0 + 100 * s));
+    /* Many addresses each get their own bucket. */
+    char ip[32];
+    for (int i = 0; i < 300; i++) {
+        snprintf(ip, sizeof(ip), "10.1.%d.%d", i / 250, i % 250);
+        assert_true(wisp_md_limiter_take(l, ip, t0));
+    }
+    wisp_md_limiter_free(l);
+    assert_null(wisp_md_limiter_new(0, 5));
+    assert_true(wisp_md_limiter_take(NULL, "10.0.0.5", t0));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -769,6 +848,8 @@ int main(void)
         cmocka_unit_test(cache_single_flight),
         cmocka_unit_test(cache_expiry_refresh_outage),
         cmocka_unit_test(cache_invalidation),
+        cmocka_unit_test(header_rules),
+        cmocka_unit_test(rate_limit),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
