@@ -150,8 +150,10 @@ void md_serve(struct wisp_http_req *req, void *ctx)
     const struct wisp_md_snap *s = wisp_md_pods_enter(md.pods, t->slot);
     identify(s, req->peer_ip, &caller);
     /* A new pod's first request may beat the watch: wait for it briefly
-     * rather than answer "unknown" (SECURITY.md §A3); never longer. */
-    if (caller.who == WISP_MD_UNKNOWN && strstr(req->path, "service-accounts")) {
+     * rather than answer "unknown" (SECURITY.md §A3); never longer. A
+     * request refused whoever sends it is answered at once. */
+    int refused = r.forwarded || r.flavor_repeated || !r.flavor || strcmp(r.flavor, "Google");
+    if (caller.who == WISP_MD_UNKNOWN && !refused && strstr(req->path, "service-accounts")) {
         uint64_t gen = wisp_md_snap_gen(s);
         /* The watch usually delivers within a few ms of the pod's start:
          * look again after 1 ms, doubling up to STEP_MS, so the race costs
