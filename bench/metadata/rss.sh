@@ -8,16 +8,21 @@
 # pod with its own KSA (so its own principal) and its own address
 # 127.10.x.y given through pods/status; wisp-metadata listens on
 # 127.0.0.1:PORT and a client binds each pod's address to call it. At each
-# stage every pod asks for its default token once; each answer must be 200
-# and, by wispd's tokeninfo, that pod's own principal (rss_pods.py), so the
-# memory measured is that of N pods each holding a cached token.
+# stage every pod asks for its default token; each answer must be 200 and,
+# by wispd's tokeninfo, that pod's own principal (rss_pods.py); then it
+# asks ROUNDS - 1 times more, on new connections, and must get the same
+# token: so the memory measured is that of N pods each holding a cached
+# token, in the shared cache and in the views of the workers that served
+# it (as after a while of pods refreshing their tokens).
 # Then /proc/PID/status VmRSS and VmHWM, and Pss from smaps_rollup.
 # Competitor, in the same run: nginx serving a small file with
 # worker_processes = wisp-metadata's threads, idle and then after one
 # request from every pod's address; its processes' RSS and Pss summed.
-# Knobs (environment): N ("100 1000": stages, cumulative), THREADS (2,
+# Knobs (environment): N ("100 1000": stages, cumulative), ROUNDS (4), THREADS (2,
 # wisp-metadata's --threads and nginx's workers), BOUND_MIB (16), WISP_BIN
-# (bin/ of the tree; built by make when unset), KEEP (1: keep the state).
+# (bin/ of the tree; built by make when unset), KEEP (1: keep the state),
+# SMAPS (a directory: wisp-metadata's /proc/PID/smaps at each stage goes
+# there as smaps-PODS, to see where the memory is).
 # Needs: python3, gcloud, kubectl, curl, nginx. Everything it starts is
 # stopped, by PID, and its files removed on exit.
 set -euo pipefail
@@ -26,6 +31,7 @@ here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/../.." && pwd)
 N=${N:-100 1000}
 THREADS=${THREADS:-2}
+ROUNDS=${ROUNDS:-4}
 BOUND_MIB=${BOUND_MIB:-16}
 PROJECT=wisp-bench-mdrss
 LOCATION=us-central1
@@ -152,10 +158,12 @@ measure() { # measure PODS
     pss=$(kib "$md_pid" Pss smaps_rollup); thr=$(kib "$md_pid" Threads status)
     read -r nr np < <(nginx_mem)
     rows+=("$1 $rss $hwm $pss $thr $nr $np")
+    [ -z "${SMAPS:-}" ] || cp "/proc/$md_pid/smaps" "$SMAPS/smaps-$1"
 }
 
 echo "bench/metadata/rss: wisp $(git -C "$root" rev-parse --short HEAD 2>/dev/null || echo '?')," \
     "$(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg), node $NODE, threads $THREADS," \
+    "rounds $ROUNDS," \
     "nginx $("$NGINX" -v 2>&1 | sed 's|.*/||')"
 measure 0
 have=0
@@ -164,7 +172,7 @@ for n in $N; do
     python3 "$here/rss_pods.py" pods "$KAPI" "$tmp/cluster-ca.pem" "$tmp/kube-token" "$NS" \
         "$NODE" "$have" "$n"
     python3 "$here/rss_pods.py" tokens "$MPORT" "$GAPI/oauth2/tokeninfo" "$tmp/state/ca.pem" \
-        "$PRINCIPAL" "$NS" 0 "$n"
+        "$PRINCIPAL" "$NS" 0 "$n" "$ROUNDS"
     python3 "$here/rss_pods.py" hit "$NPORT" 0 "$n" >/dev/null
     have=$n
     measure "$n"
@@ -181,10 +189,11 @@ for r in "${rows[@]}"; do
         'BEGIN { printf "%6d | %9.2f %9.2f %9.2f %3s | %9.2f %9.2f | %8.2fx\n",
                  p, r/1024, h/1024, s/1024, t, nr/1024, np/1024, r/nr }'
     if [ "$pods" -ge 1000 ]; then
+        mib=$(awk -v r="$rss" 'BEGIN { printf "%.2f", r / 1024 }')
         if [ "$rss" -le $((BOUND_MIB * 1024)) ]; then
-            echo "PASS: $pods pods: VmRSS $((rss / 1024)) MiB <= $BOUND_MIB MiB"
+            echo "PASS: $pods pods: VmRSS $mib MiB <= $BOUND_MIB MiB"
         else
-            echo "FAIL: $pods pods: VmRSS $((rss / 1024)) MiB > $BOUND_MIB MiB"; verdict=1
+            echo "FAIL: $pods pods: VmRSS $mib MiB > $BOUND_MIB MiB"; verdict=1
         fi
     fi
 done
