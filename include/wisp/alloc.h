@@ -15,6 +15,11 @@ void *wisp_xcalloc(size_t n, size_t size);
 void *wisp_xrealloc(void *p, size_t n);
 char *wisp_xstrdup(const char *s);
 char *wisp_xstrndup(const char *s, size_t n);
+/* Copies n strings into one allocation and points *dst[i] at the copy of
+ * src[i] (NULL stays NULL); returns the block, which frees them all. For
+ * records of several short strings kept by the thousand: one block costs
+ * one malloc header instead of n, each rounded up to 32 bytes. */
+char *wisp_xpack(size_t n, const char *const src[], char **const dst[]);
 /* printf into a fresh string; caller frees with free(). */
 char *wisp_xasprintf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 

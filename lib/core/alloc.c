@@ -50,6 +50,24 @@ char *wisp_xstrndup(const char *s, size_t n)
     return p;
 }
 
+char *wisp_xpack(size_t n, const char *const src[], char **const dst[])
+{
+    size_t total = 0;
+    for (size_t i = 0; i < n; i++)
+        total += src[i] ? strlen(src[i]) + 1 : 0;
+    char *block = wisp_xmalloc(total), *at = block;
+    for (size_t i = 0; i < n; i++) {
+        *dst[i] = NULL;
+        if (!src[i])
+            continue;
+        size_t len = strlen(src[i]) + 1;
+        memcpy(at, src[i], len);
+        *dst[i] = at;
+        at += len;
+    }
+    return block;
+}
+
 char *wisp_xasprintf(const char *fmt, ...)
 {
     va_list ap;

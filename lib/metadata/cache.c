@@ -1,9 +1,9 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* The token cache of the metadata server. Entries live in one shared table
- * under a mutex; each reader thread keeps its own copies (a view), so a
- * cached answer is served without a lock or an atomic write: the view
- * trusts a copy until the moment the shared entry is due for refresh, or
- * until an invalidation bumps the cache's generation. Misses for the same
+ * under a mutex; each reader thread keeps its own references (a view), so
+ * a cached answer is served without a lock or an atomic write: the view
+ * trusts a reference until the moment the shared entry is due for refresh,
+ * or until an invalidation bumps the cache's generation. Misses for the same
  * key wait for the one fetch in flight (single-flight). A background
  * thread refreshes entries ahead of expiry with jitter; when the upstream
  * fails, the old token keeps being served until it nearly expires, never
@@ -23,9 +23,22 @@
 #define VIEW_BUCKETS 1024
 #define VIEW_MAX 8192 /* copies a view holds before it starts over */
 
+/* A fetched token: immutable, shared by the table's entry and the views
+ * that took it, each holding one reference (the value is not copied per
+ * worker: at 1,000 pods those copies were half a MiB per worker). Only
+ * taking a reference (under the table's mutex) and dropping one write the
+ * count; a hit through a view reads it and writes nothing. */
+struct tok {
+    atomic_uint refs;
+    long long exp;
+    char *key; /* the entry's key, copied: views look the token up by it */
+    size_t len;
+    char value[];
+};
+
 struct entry {
     struct entry *next;
-    char *key; /* uid \x1f gsa \x1f quota \x1f kind what */
+    char *key; /* uid \x1f gsa \x1f quota \x1f kind what; one block with: */
     char *uid, *ns, *pod, *ksa, *gsa, *quota, *what;
     char kind;
     int keep;       /* refreshed while the pod lives, used or not */
@@ -33,8 +46,8 @@ struct entry {
     int inflight;   /* a fetch is running */
     int dead;       /* forgotten while held: the last holder frees it */
     unsigned holders; /* callers using the entry with the lock released */
-    char *token;    /* NULL until the first fetch succeeds */
-    long long exp, refresh_at;
+    struct tok *tok; /* NULL until the first fetch succeeds */
+    long long refresh_at;
     unsigned fails; /* consecutive failed refreshes */
 };
 
@@ -51,16 +64,16 @@ struct wisp_md_cache {
     unsigned seed;
 };
 
-struct vcopy {
-    struct vcopy *next;
-    char *key, *token;
-    long long exp, until;
+struct vref {
+    struct vref *next;
+    struct tok *tok; /* one reference */
+    long long until;
 };
 
 struct wisp_md_cache_view {
     uint64_t gen;
     size_t n;
-    struct vcopy *buckets[VIEW_BUCKETS];
+    struct vref *buckets[VIEW_BUCKETS];
 };
 
 static uint64_t hash(const char *s)
@@ -99,21 +112,41 @@ static long long refresh_time(struct wisp_md_cache *c, long long now, long long 
 
 static int usable(struct wisp_md_cache *c, const struct entry *e, long long now)
 {
-    return e->token && e->exp - now >= (long long)c->cfg.min_remaining;
+    return e->tok && e->tok->exp - now >= (long long)c->cfg.min_remaining;
+}
+
+/* Makes a token with one reference, taking value (a secret) over. */
+static struct tok *tok_new(const char *key, char *value, long long exp)
+{
+    size_t klen = strlen(key), vlen = strlen(value);
+    struct tok *t = wisp_xmalloc(sizeof(*t) + vlen + 1 + klen + 1);
+    atomic_init(&t->refs, 1);
+    t->exp = exp;
+    t->len = vlen;
+    memcpy(t->value, value, vlen + 1);
+    t->key = t->value + vlen + 1;
+    memcpy(t->key, key, klen + 1);
+    wisp_secret_free(value, vlen);
+    return t;
+}
+
+static struct tok *tok_hold(struct tok *t)
+{
+    atomic_fetch_add_explicit(&t->refs, 1, memory_order_relaxed);
+    return t;
+}
+
+/* Drops a reference; the last one wipes the value and frees the token. */
+static void tok_drop(struct tok *t)
+{
+    if (t && atomic_fetch_sub_explicit(&t->refs, 1, memory_order_acq_rel) == 1)
+        wisp_secret_free(t, sizeof(*t) + t->len);
 }
 
 static void entry_free(struct entry *e)
 {
-    free(e->key);
-    free(e->uid);
-    free(e->ns);
-    free(e->pod);
-    free(e->ksa);
-    free(e->gsa);
-    free(e->quota);
-    free(e->what);
-    if (e->token)
-        wisp_secret_free(e->token, 0);
+    free(e->key); /* and the strings packed with it */
+    tok_drop(e->tok);
     free(e);
 }
 
@@ -125,17 +158,16 @@ static struct entry **slot_of(struct wisp_md_cache *c, const char *key)
     return pp;
 }
 
+/* A new entry for k; takes key (from key_of) over. */
 static struct entry *entry_new(const struct wisp_md_key *k, char *key)
 {
     struct entry *e = wisp_xcalloc(1, sizeof(*e));
-    e->key = key;
-    e->uid = wisp_xstrdup(k->uid);
-    e->ns = wisp_xstrdup(k->ns ? k->ns : "");
-    e->pod = wisp_xstrdup(k->pod ? k->pod : "");
-    e->ksa = wisp_xstrdup(k->ksa ? k->ksa : "");
-    e->gsa = wisp_xstrdup(k->gsa ? k->gsa : "");
-    e->quota = wisp_xstrdup(k->quota ? k->quota : "");
-    e->what = wisp_xstrdup(k->what);
+    const char *src[] = {key, k->uid, k->ns ? k->ns : "", k->pod ? k->pod : "",
+                         k->ksa ? k->ksa : "", k->gsa ? k->gsa : "", k->quota ? k->quota : "",
+                         k->what};
+    char **dst[] = {&e->key, &e->uid, &e->ns, &e->pod, &e->ksa, &e->gsa, &e->quota, &e->what};
+    wisp_xpack(sizeof(src) / sizeof(src[0]), src, dst); /* e->key is the block */
+    free(key);
     e->kind = k->kind;
     e->keep = k->keep;
     return e;
@@ -167,10 +199,8 @@ static int fetch_locked(struct wisp_md_cache *c, struct entry *e, struct wisp_md
     long long now = now_of(c);
     int ok = t.value && t.exp - now >= (long long)c->cfg.min_remaining;
     if (ok) {
-        if (e->token)
-            wisp_secret_free(e->token, 0);
-        e->token = t.value;
-        e->exp = t.exp;
+        tok_drop(e->tok);
+        e->tok = tok_new(e->key, t.value, t.exp);
         e->refresh_at = refresh_time(c, now, t.exp);
         e->fails = 0;
         e->used = 0;
@@ -199,11 +229,10 @@ static int fetch_locked(struct wisp_md_cache *c, struct entry *e, struct wisp_md
 static void view_clear(struct wisp_md_cache_view *v)
 {
     for (size_t i = 0; i < VIEW_BUCKETS; i++) {
-        struct vcopy *x = v->buckets[i];
+        struct vref *x = v->buckets[i];
         while (x) {
-            struct vcopy *next = x->next;
-            free(x->key);
-            wisp_secret_free(x->token, 0);
+            struct vref *next = x->next;
+            tok_drop(x->tok);
             free(x);
             x = next;
         }
@@ -212,30 +241,29 @@ static void view_clear(struct wisp_md_cache_view *v)
     v->n = 0;
 }
 
-static struct vcopy **view_slot(struct wisp_md_cache_view *v, const char *key)
+static struct vref **view_slot(struct wisp_md_cache_view *v, const char *key)
 {
-    struct vcopy **pp = &v->buckets[hash(key) % VIEW_BUCKETS];
-    while (*pp && strcmp((*pp)->key, key) != 0)
+    struct vref **pp = &v->buckets[hash(key) % VIEW_BUCKETS];
+    while (*pp && strcmp((*pp)->tok->key, key) != 0)
         pp = &(*pp)->next;
     return pp;
 }
 
-static void view_put(struct wisp_md_cache_view *v, const char *key, const struct entry *e)
+/* Takes a reference to e's token into the view. Table mutex held. */
+static void view_put(struct wisp_md_cache_view *v, const struct entry *e)
 {
     if (v->n >= VIEW_MAX)
-        view_clear(v); /* many audiences: copies are only a fast path */
-    struct vcopy **pp = view_slot(v, key);
-    struct vcopy *x = *pp;
+        view_clear(v); /* many audiences: references are only a fast path */
+    struct vref **pp = view_slot(v, e->key);
+    struct vref *x = *pp;
     if (!x) {
         x = wisp_xcalloc(1, sizeof(*x));
-        x->key = wisp_xstrdup(key);
         *pp = x;
         v->n++;
     } else {
-        wisp_secret_free(x->token, 0);
+        tok_drop(x->tok);
     }
-    x->token = wisp_xstrdup(e->token);
-    x->exp = e->exp;
+    x->tok = tok_hold(e->tok);
     x->until = e->refresh_at;
 }
 
@@ -286,9 +314,9 @@ void wisp_md_cache_get(struct wisp_md_cache *c, struct wisp_md_cache_view *v,
             view_clear(v);
             v->gen = g;
         }
-        struct vcopy *x = *view_slot(v, key);
-        if (x && now < x->until && x->exp - now >= (long long)c->cfg.min_remaining) {
-            answer(out, x->token, x->exp);
+        struct vref *x = *view_slot(v, key);
+        if (x && now < x->until && x->tok->exp - now >= (long long)c->cfg.min_remaining) {
+            answer(out, x->tok->value, x->tok->exp);
             free(key);
             return;
         }
@@ -322,9 +350,9 @@ void wisp_md_cache_get(struct wisp_md_cache *c, struct wisp_md_cache_view *v,
         }
         if (usable(c, e, now)) {
             e->used = 1;
-            answer(out, e->token, e->exp);
+            answer(out, e->tok->value, e->tok->exp);
             if (v)
-                view_put(v, e->key, e);
+                view_put(v, e);
             break;
         }
         if (e->inflight) {
@@ -420,7 +448,7 @@ unsigned wisp_md_cache_run_due(struct wisp_md_cache *c)
         }
         if (!due)
             break;
-        if (!due->keep && due->token && !due->used) {
+        if (!due->keep && due->tok && !due->used) {
             /* Nobody asked since the last refresh: let it go. */
             unlink_entry(c, due);
             entry_free(due);
@@ -433,7 +461,7 @@ unsigned wisp_md_cache_run_due(struct wisp_md_cache *c)
         if (due->dead) {
             if (due->holders == 0)
                 entry_free(due);
-        } else if (!due->token && due->fails && !due->keep && !due->holders) {
+        } else if (!due->tok && due->fails && !due->keep && !due->holders) {
             /* A miss that never worked and nobody keeps: drop it. */
             unlink_entry(c, due);
             entry_free(due);

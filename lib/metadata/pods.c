@@ -61,25 +61,16 @@ static int same(const char *a, const char *b)
     return strcmp(a ? a : "", b ? b : "") == 0;
 }
 
+/* A pod of a snapshot or of the live list (join() made it). */
 static void pod_clear(struct wisp_md_pod *p)
 {
-    free(p->ns);
-    free(p->name);
-    free(p->uid);
-    free(p->ksa);
-    free(p->ip);
-    free(p->gsa);
-    free(p->quota);
+    free(p->ns); /* and the strings packed with it */
     memset(p, 0, sizeof(*p));
 }
 
 static void rpod_clear(struct rpod *p)
 {
-    free(p->ns);
-    free(p->name);
-    free(p->uid);
-    free(p->ksa);
-    free(p->ip);
+    free(p->ns); /* and the strings packed with it */
 }
 
 static void rsa_clear(struct rsa *s)
@@ -117,13 +108,14 @@ static const struct rsa *find_sa(const struct wisp_md_pods *p, const char *ns, c
 static void join(const struct wisp_md_pods *p, const struct rpod *r, struct wisp_md_pod *out)
 {
     const struct rsa *sa = find_sa(p, r->ns, r->ksa);
-    out->ns = wisp_xstrdup(r->ns);
-    out->name = wisp_xstrdup(r->name);
-    out->uid = wisp_xstrdup(r->uid);
-    out->ksa = wisp_xstrdup(r->ksa);
-    out->ip = wisp_xstrdup(r->ip ? r->ip : "");
-    out->gsa = sa ? dup_or_null(sa->gsa) : NULL;
-    out->quota = sa ? dup_or_null(sa->quota) : NULL;
+    /* Every pod is in the live list and, with an address, in each
+     * snapshot: one block for its strings (out->ns is the block). */
+    const char *gsa = sa && sa->gsa && sa->gsa[0] ? sa->gsa : NULL;
+    const char *quota = sa && sa->quota && sa->quota[0] ? sa->quota : NULL;
+    const char *src[] = {r->ns, r->name, r->uid, r->ksa, r->ip ? r->ip : "", gsa, quota};
+    char **dst[] = {&out->ns, &out->name, &out->uid, &out->ksa, &out->ip, &out->gsa,
+                    &out->quota};
+    wisp_xpack(sizeof(src) / sizeof(src[0]), src, dst);
     out->principal_as_email = sa ? sa->principal : 0;
     out->host_network = r->host_network;
     out->terminal = r->terminal;
@@ -262,11 +254,9 @@ static void pod_upsert(struct wisp_md_pods *p, const json_t *obj, int remove)
         p->pods = wisp_xrealloc(p->pods, p->cap_pods * sizeof(*p->pods));
     }
     struct rpod *r = &p->pods[p->npods++];
-    r->ns = wisp_xstrdup(ns);
-    r->name = wisp_xstrdup(name);
-    r->uid = wisp_xstrdup(uid);
-    r->ksa = wisp_xstrdup(ksa && ksa[0] ? ksa : "default");
-    r->ip = dup_or_null(ip);
+    const char *src[] = {ns, name, uid, ksa && ksa[0] ? ksa : "default", ip && ip[0] ? ip : NULL};
+    char **dst[] = {&r->ns, &r->name, &r->uid, &r->ksa, &r->ip};
+    wisp_xpack(sizeof(src) / sizeof(src[0]), src, dst); /* r->ns is the block */
     r->host_network = json_is_true(json_object_get(spec, "hostNetwork"));
     r->terminal = phase && (!strcmp(phase, "Succeeded") || !strcmp(phase, "Failed"));
 }
