@@ -51,6 +51,8 @@ static struct opt opts[] = {
      NULL, NULL},
     {"threads", "N", "worker threads", "2", NULL},
     {"unknown-wait-ms", "MS", "how long an unknown caller waits for the pod watch", "500", NULL},
+    {"pod-addresses", "DIR", "the node agent's record of each address's pod (a file per address "
+     "holding the pod's UID): a caller it does not match is not yet known", NULL, NULL},
     {"log-level", "LEVEL", "err, warn, info or debug", "info", NULL},
 };
 #define N_OPTS (sizeof(opts) / sizeof(opts[0]))
@@ -203,6 +205,7 @@ static int configure(char **owned, size_t *n_owned, char *addr, size_t addrlen, 
         return -1;
     }
     md.unknown_wait_ms = (unsigned)atoi(opt("unknown-wait-ms"));
+    md.pod_addresses = opt("pod-addresses");
     md.waiters_max = (int)md.threads - 1; /* one worker always answers at once */
     struct wisp_md_site *s = &md.site;
     s->project_id = opt("project-id");

@@ -14,6 +14,7 @@ struct md {
     const char *issuer, *node_credentials, *token_uri;
     unsigned threads;
     unsigned unknown_wait_ms; /* how long an unknown caller waits for the watch */
+    const char *pod_addresses; /* the node's holder record (WISP_NODE_ADDR_DIR), or NULL */
     struct wisp_md_site site;
     /* Run time. */
     struct wisp_md_pods *pods;
