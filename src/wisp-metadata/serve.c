@@ -11,6 +11,7 @@
 #include <time.h>
 #include <unistd.h>
 #include "wisp/alloc.h"
+#include "wisp/log.h"
 #include "md.h"
 
 #define STEP_MS 20
@@ -83,20 +84,23 @@ static int node_says(const char *ip, const char *uid)
 
 /* Who is at the caller's address in snapshot s. A pod the node's record
  * does not confirm is not yet known: the caller waits for the watch, as a
- * new pod does, and is never given the table's stale identity (§A1). */
-static void identify(const struct wisp_md_snap *s, const char *ip, struct wisp_md_caller *c)
+ * new pod does, and is never given the table's stale identity (§A1).
+ * Returns 1 in that case (the table is behind the node), else 0. */
+static int identify(const struct wisp_md_snap *s, const char *ip, struct wisp_md_caller *c)
 {
     c->peer_ip = ip;
     c->pod = NULL;
     if (md.site.gce_mode) {
         c->who = WISP_MD_NODE;
-        return;
+        return 0;
     }
     c->who = wisp_md_snap_find(s, ip, &c->pod);
     if (c->who == WISP_MD_POD && md.pod_addresses && !node_says(ip, c->pod->uid)) {
         c->who = WISP_MD_UNKNOWN;
         c->pod = NULL;
+        return 1;
     }
+    return 0;
 }
 
 static int same_pod(const struct wisp_md_caller *a, const struct wisp_md_caller *b)
@@ -148,7 +152,10 @@ void md_serve(struct wisp_http_req *req, void *ctx)
     struct wisp_md_caller caller;
     struct wisp_md_resp resp;
     const struct wisp_md_snap *s = wisp_md_pods_enter(md.pods, t->slot);
-    identify(s, req->peer_ip, &caller);
+    if (identify(s, req->peer_ip, &caller))
+        wisp_log_info("serve", "%s: the pod table is behind the node (another pod has the "
+                               "address now); waiting for the watch",
+                      req->peer_ip);
     /* A new pod's first request may beat the watch: wait for it briefly
      * rather than answer "unknown" (SECURITY.md §A3); never longer. */
     if (caller.who == WISP_MD_UNKNOWN && strstr(req->path, "service-accounts")) {
