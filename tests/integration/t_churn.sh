@@ -138,5 +138,9 @@ if [ "$T_FAIL" -gt 0 ]; then
 fi
 check "wisp down" "$WISP_BIN/wisp" down --state "$T_STATE"
 check "no namespace left ($PREFIX*)" test -z "$(netns_now)"
+# Under the sanitizer build, what the children reported when they stopped.
+check "no sanitizer report from wispd, wisp-node or wisp-metadata" \
+    sh -c "! cat '$T_STATE/wispd.log' '$T_STATE'/nodes/*/*/*.log 2> /dev/null |
+        grep -qE 'ERROR: (Address|Leak)Sanitizer|runtime error'"
 echo "# $SECONDS s in all"
 wisp_done
