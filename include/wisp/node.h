@@ -17,6 +17,12 @@
  * wispd listens for pods and nodes); node i is 100.64.(1+i/256).(i%256). */
 #define WISP_NODE_FABRIC_CIDR "100.64.0.0/16"
 
+/* Under a node's state directory: a file per pod address in use, named by
+ * the address and holding the UID of the pod that has it, from before the
+ * pod can send from it until after it no longer can. wisp-metadata
+ * (--pod-addresses) checks callers against it (docs/internals/NODE.md). */
+#define WISP_NODE_ADDR_DIR "addresses"
+
 /* An IPv4 network, host byte order. */
 struct wisp_node_cidr {
     uint32_t net;

@@ -7,6 +7,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -136,7 +137,58 @@ int wisp_node_sweep(const char *prefix)
 
 /* ---- IPAM ----------------------------------------------------------------------- */
 
-uint32_t node_ip_alloc(struct wisp_node *n)
+/* The holder record: STATE/addresses/IP holds the UID of the pod that has
+ * the address, written before the pod exists and removed only after its
+ * veth is gone, so it is never behind the kernel. The metadata server
+ * checks its pod table against it (--pod-addresses): a table that lags
+ * behind the node (an address already given to a pod of another identity
+ * while the watch still shows the last holder) must not answer with the
+ * last holder's identity. CNI's host-local IPAM keeps its leases the same
+ * way, a file per address. */
+static void holder_path(const struct wisp_node *n, uint32_t off, char *out, size_t len)
+{
+    char ip[16];
+    wisp_node_ip_str(n->pod_net + off, ip);
+    snprintf(out, len, "%s/%s", n->addr_dir, ip);
+}
+
+/* Written whole or not at all (rename), so a reader never sees half a UID. */
+static int holder_write(const struct wisp_node *n, uint32_t off, const char *uid)
+{
+    char path[PATH_MAX], tmp[PATH_MAX + 8];
+    holder_path(n, off, path, sizeof(path));
+    snprintf(tmp, sizeof(tmp), "%s.tmp", path);
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    if (fd < 0)
+        return -errno;
+    size_t len = strlen(uid);
+    int rc = write(fd, uid, len) == (ssize_t)len ? 0 : -EIO;
+    close(fd);
+    if (rc == 0 && rename(tmp, path) != 0)
+        rc = -errno;
+    if (rc != 0)
+        unlink(tmp);
+    return rc;
+}
+
+/* Empties (or makes) the record: a new agent starts with no pods. */
+static int holders_reset(const struct wisp_node *n)
+{
+    if (mkdir(n->addr_dir, 0755) != 0 && errno != EEXIST)
+        return -errno;
+    DIR *d = opendir(n->addr_dir);
+    if (!d)
+        return -errno;
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL) {
+        if (e->d_name[0] != '.')
+            unlinkat(dirfd(d), e->d_name, 0);
+    }
+    closedir(d);
+    return 0;
+}
+
+uint32_t node_ip_alloc(struct wisp_node *n, const char *uid)
 {
     /* Offsets 0 (network), 1 (the node's gateway) and n_hosts-1 (broadcast)
      * are never given to pods. */
@@ -145,6 +197,13 @@ uint32_t node_ip_alloc(struct wisp_node *n)
         uint32_t off = 2 + (n->next - 2 + i) % count;
         if (n->used[off])
             continue;
+        int rc = holder_write(n, off, uid);
+        if (rc != 0) {
+            /* Without its record the metadata server would refuse the pod
+             * anyway; not starting it says why. */
+            wisp_log_err("node", "recording the holder of an address: %s", strerror(-rc));
+            return 0;
+        }
         n->used[off] = 1;
         n->in_use++;
         n->next = off + 1;
@@ -156,6 +215,9 @@ uint32_t node_ip_alloc(struct wisp_node *n)
 void node_ip_release(struct wisp_node *n, uint32_t off)
 {
     if (off >= 2 && off < n->n_hosts - 1 && n->used[off]) {
+        char path[PATH_MAX];
+        holder_path(n, off, path, sizeof(path));
+        unlink(path);
         n->used[off] = 0;
         n->in_use--;
     }
@@ -175,6 +237,7 @@ static void node_free(struct wisp_node *n)
     free(n->netns);
     free(n->netns_path);
     free(n->state_dir);
+    free(n->addr_dir);
     free(n->ca_file);
     free(n->host_bundle);
     free(n->used);
@@ -295,6 +358,7 @@ enum wisp_err wisp_node_up(const struct wisp_node_config *cfg, struct wisp_node 
                           : wisp_xasprintf("%s-%s", cfg->fabric, cfg->name);
     n->netns_path = wisp_xasprintf(NODE_NETNS_DIR "/%s", n->netns);
     n->state_dir = wisp_xstrdup(cfg->state_dir);
+    n->addr_dir = wisp_xasprintf("%s/" WISP_NODE_ADDR_DIR, cfg->state_dir);
     n->ca_file = cfg->ca_file ? wisp_xstrdup(cfg->ca_file) : NULL;
     n->host_bundle = wisp_xstrdup(cfg->host_bundle ? cfg->host_bundle
                                                    : "/etc/ssl/certs/ca-certificates.crt");
@@ -334,6 +398,11 @@ enum wisp_err wisp_node_up(const struct wisp_node_config *cfg, struct wisp_node 
     rc = mkdir_p(n->state_dir);
     if (rc != 0) {
         say(why, whylen, "creating", n->state_dir, rc);
+        goto out;
+    }
+    rc = holders_reset(n);
+    if (rc != 0) {
+        say(why, whylen, "emptying", n->addr_dir, rc);
         goto out;
     }
     rc = node_netns_create(n->netns);

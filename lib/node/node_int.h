@@ -51,6 +51,7 @@ struct wisp_node_pod;
 struct wisp_node {
     char *fabric, *name, *netns, *netns_path;   /* from malloc() */
     char *state_dir, *ca_file, *host_bundle;    /* from malloc(); ca_file may be NULL */
+    char *addr_dir;                             /* STATE/addresses; from malloc() */
     int bundle_written;                         /* STATE/ca-certificates.crt (pod.c) */
     uint32_t fabric_net, fabric_gw, ip;         /* host byte order */
     unsigned fabric_prefix;
@@ -64,8 +65,10 @@ struct wisp_node {
 };
 
 /* IPAM: returns a free host offset (2..n_hosts-2), round robin so that a
- * released address is the last to be handed out again, or 0 when full. */
-uint32_t node_ip_alloc(struct wisp_node *n);
+ * released address is the last to be handed out again, or 0 when full;
+ * records pod uid as its holder in STATE/addresses/IP (wisp_node_holder),
+ * until node_ip_release. */
+uint32_t node_ip_alloc(struct wisp_node *n, const char *uid);
 void node_ip_release(struct wisp_node *n, uint32_t off);
 /* Removes a pod from the node's list (pod.c calls it on destroy). */
 void node_pod_unlink(struct wisp_node *n, struct wisp_node_pod *p);

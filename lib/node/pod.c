@@ -756,7 +756,7 @@ enum wisp_err wisp_node_pod_start(struct wisp_node *n, const struct wisp_node_po
     snprintf(hostname, sizeof(hostname), "%s", s->hostname ? s->hostname : s->name);
 
     int64_t t0 = mono_us();
-    p->off = node_ip_alloc(n);
+    p->off = node_ip_alloc(n, s->uid);
     if (!p->off) {
         snprintf(why, whylen, "no free address in the pod range of node %s", n->name);
         err = WISP_EBUSY;

@@ -56,6 +56,8 @@ static struct wisp_opt opts[] = {
      "requests per second each caller address may make (burst: N at once); 0 for no limit "
      "[50000 per worker thread]",
      NULL, NULL},
+    {"pod-addresses", "DIR", "the node agent's record of each address's pod (a file per address "
+     "holding the pod's UID): a caller it does not match is not yet known", NULL, NULL},
     {"log-level", "LEVEL", "err, warn, info or debug", "info", NULL},
 };
 #define N_OPTS (sizeof(opts) / sizeof(opts[0]))
@@ -186,6 +188,7 @@ static int configure(char **owned, size_t *n_owned, char *addr, size_t addrlen, 
         return -1;
     }
     md.rate_limit = (unsigned)rate;
+    md.pod_addresses = opt("pod-addresses");
     md.waiters_max = (int)md.threads - 1; /* one worker always answers at once */
     struct wisp_md_site *s = &md.site;
     s->project_id = opt("project-id");

@@ -16,6 +16,7 @@ struct md {
     unsigned threads;
     unsigned unknown_wait_ms; /* how long an unknown caller waits for the watch */
     unsigned rate_limit;      /* requests per second per address; 0: none */
+    const char *pod_addresses; /* the node's holder record (WISP_NODE_ADDR_DIR), or NULL */
     struct wisp_md_site site;
     /* Run time. */
     struct wisp_md_pods *pods;

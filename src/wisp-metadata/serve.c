@@ -5,11 +5,14 @@
  * before replying (SECURITY.md §A1), and serves wait_for_change with a
  * bounded number of bounded waits. Each address is held to its rate limit
  * before anything else is done for it. */
+#include <fcntl.h>
+#include <limits.h>
 #include <stdatomic.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
 #include "wisp/alloc.h"
+#include "wisp/log.h"
 #include "md.h"
 
 #define STEP_MS 20
@@ -58,15 +61,47 @@ static void token(void *ctx, const struct wisp_md_caller *caller, const struct w
     free(what);
 }
 
-/* Who is at the caller's address in snapshot s. */
-static void identify(const struct wisp_md_snap *s, const char *ip, struct wisp_md_caller *c)
+/* Whether the node's own record says pod uid holds address ip now. The
+ * pod table follows the API and may lag behind the node: an address can
+ * already belong to a new pod (of another identity) while the table still
+ * shows the last holder. The node writes the record before a pod can send
+ * from an address and removes it after it no longer can. */
+static int node_says(const char *ip, const char *uid)
+{
+    char path[PATH_MAX], got[64];
+    if (strchr(ip, '/'))
+        return 0;
+    snprintf(path, sizeof(path), "%s/%s", md.pod_addresses, ip);
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return 0;
+    ssize_t n = read(fd, got, sizeof(got) - 1);
+    close(fd);
+    if (n <= 0)
+        return 0;
+    got[n] = '\0';
+    return strcmp(got, uid) == 0;
+}
+
+/* Who is at the caller's address in snapshot s. A pod the node's record
+ * does not confirm is not yet known: the caller waits for the watch, as a
+ * new pod does, and is never given the table's stale identity (§A1).
+ * Returns 1 in that case (the table is behind the node), else 0. */
+static int identify(const struct wisp_md_snap *s, const char *ip, struct wisp_md_caller *c)
 {
     c->peer_ip = ip;
     c->pod = NULL;
-    if (md.site.gce_mode)
+    if (md.site.gce_mode) {
         c->who = WISP_MD_NODE;
-    else
-        c->who = wisp_md_snap_find(s, ip, &c->pod);
+        return 0;
+    }
+    c->who = wisp_md_snap_find(s, ip, &c->pod);
+    if (c->who == WISP_MD_POD && md.pod_addresses && !node_says(ip, c->pod->uid)) {
+        c->who = WISP_MD_UNKNOWN;
+        c->pod = NULL;
+        return 1;
+    }
+    return 0;
 }
 
 static int same_pod(const struct wisp_md_caller *a, const struct wisp_md_caller *b)
@@ -148,7 +183,10 @@ void md_serve(struct wisp_http_req *req, void *ctx)
         return;
     wisp_md_req_headers(&r, header_of, req);
     const struct wisp_md_snap *s = wisp_md_pods_enter(md.pods, t->slot);
-    identify(s, req->peer_ip, &caller);
+    if (identify(s, req->peer_ip, &caller))
+        wisp_log_info("serve", "%s: the pod table is behind the node (another pod has the "
+                               "address now); waiting for the watch",
+                      req->peer_ip);
     /* A new pod's first request may beat the watch: wait for it briefly
      * rather than answer "unknown" (SECURITY.md §A3); never longer. A
      * request refused whoever sends it is answered at once. */

@@ -30,6 +30,7 @@
 #include "wisp/http.h"
 #include "wisp/ksa.h"
 #include "wisp/log.h"
+#include "wisp/node.h"
 #include "nodes_int.h"
 #include "wispd.h"
 
@@ -408,11 +409,15 @@ static void node_ensure(struct cluster_info *c, const json_t *node, const struct
         child_spawn(k, argv, log);
         return;
     }
+    /* The agent's holder record keeps a lagging pod table from answering
+     * a reused address with its last holder's identity. */
+    char addrs[PATH_MAX + 80];
+    snprintf(addrs, sizeof(addrs), "%s/" WISP_NODE_ADDR_DIR, dir);
     char *argv[] = {prog, "--kube-api", api, "--kube-ca", ca, "--kube-token-file", tok,
                     "--node", (char *)name, "--netns", ns, "--sts", sts, "--iamcredentials", iamc,
                     "--google-ca", wca, "--project-id", c->pid, "--project-number",
                     (char *)project_number, "--cluster-name", c->name, "--cluster-location",
-                    c->loc, "--issuer", c->issuer, NULL};
+                    c->loc, "--issuer", c->issuer, "--pod-addresses", addrs, NULL};
     child_spawn(k, argv, log);
 }
 

@@ -86,6 +86,24 @@ describe plain
 check "the pool is gone from the cluster" body_has "'workloadIdentityConfig' not in d"
 check "node-pools delete" gcloud container node-pools delete np2 --cluster=plain --region=$L --quiet
 
+# --- max pods per node: the node's pod range holds twice as many ----------
+pool_of() { # pool_of CLUSTER POOL EXPR: EXPR true of the pool p
+    describe "$1"
+    python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); p=[p for p in d["nodePools"] if p["name"]==sys.argv[2]][0]; sys.exit(0 if eval(sys.argv[3]) else 1)' \
+        "$T_STATE/body" "$2" "$3"
+}
+check "default-pool: 110 pods, a /24 (GKE's default)" pool_of plain default-pool \
+    "p['maxPodsConstraint']['maxPodsPerNode'] == '110' and p['podIpv4CidrSize'] == 24"
+check "node-pools create --max-pods-per-node=16" gcloud container node-pools create np3 \
+    --cluster=plain --region=$L --num-nodes=1 --max-pods-per-node=16
+check "np3: 16 pods, a /27" pool_of plain np3 \
+    "p['maxPodsConstraint']['maxPodsPerNode'] == '16' and p['podIpv4CidrSize'] == 27"
+check "np3's node has a /27 pod range" bash -c \
+    "kubectl get nodes -o jsonpath='{.items[*].spec.podCIDR}' --context gke_${P}_${L}_plain |
+     tr ' ' '\n' | grep -q '^198\.18\.[0-9]*\.0/27$'"
+check "--max-pods-per-node=4 refused" fails_with "maxPodsPerNode" \
+    gcloud container node-pools create np4 --cluster=plain --region=$L --max-pods-per-node=4
+
 # --- rules ---------------------------------------------------------------
 check "foreign workload pool refused, naming it" fails_with "other-project.svc.id.goog" \
     gcloud container clusters create bad1 --location=$L --workload-pool=other-project.svc.id.goog

@@ -27,8 +27,13 @@
 #define MAX_SEGS 10
 #define MAX_POOLS 32
 #define MAX_POOL_NODES 100
-/* Pod ranges: each cluster has 198.18.0.0/15, each node a /24 of it. */
+/* Pod ranges: each cluster has 198.18.0.0/15, each node a /24 slot of it
+ * whose first 2 x maxPodsPerNode addresses (rounded up to a power of two)
+ * are its pod range, as GKE sizes a node's range. */
 #define MAX_CLUSTER_NODES 512
+#define MAX_PODS_DEFAULT 110 /* GKE's default for Standard clusters */
+#define MAX_PODS_MIN 8       /* GKE's smallest: a /28 */
+#define MAX_PODS_MAX 128     /* the most a /24 slot holds at 2 x (GKE goes to 256) */
 
 /* --- request bodies ------------------------------------------------------ */
 
@@ -551,8 +556,12 @@ static void mark_used(const json_t *pools, unsigned char used[MAX_CLUSTER_NODES]
 /* Builds the pool document for np (already validated) with count nodes,
  * taking free pod ranges from used. NULL when the cluster's range is full. */
 static json_t *pool_doc(struct gke_ctx *x, const char *cluster, json_t *np, const char *mode,
-                        json_int_t count, unsigned char used[MAX_CLUSTER_NODES])
+                        json_int_t count, json_int_t max_pods,
+                        unsigned char used[MAX_CLUSTER_NODES])
 {
+    int prefix = 32;
+    while ((1 << (32 - prefix)) < 2 * max_pods)
+        prefix--;
     const char *name = json_string_value(json_object_get(np, "name"));
     char suffix[9];
     random_hex(suffix, 4);
@@ -568,7 +577,7 @@ static json_t *pool_doc(struct gke_ctx *x, const char *cluster, json_t *np, cons
         used[k] = 1;
         char nname[200], cidr[32];
         snprintf(nname, sizeof(nname), "gke-%s-%s-%s-%lld", cluster, name, suffix, (long long)n);
-        snprintf(cidr, sizeof(cidr), "198.%d.%d.0/24", 18 + k / 256, k % 256);
+        snprintf(cidr, sizeof(cidr), "198.%d.%d.0/%d", 18 + k / 256, k % 256, prefix);
         json_t *node = json_pack("{s:s, s:s, s:i, s:I}", "name", nname, "podCIDR", cidr, "index",
                                  k, "created", (json_int_t)time(NULL));
         node_labels(node, name, mode);
@@ -587,7 +596,10 @@ static json_t *pool_doc(struct gke_ctx *x, const char *cluster, json_t *np, cons
     json_object_set_new(np, "initialNodeCount", json_integer(count));
     json_object_set_new(np, "status", json_string("RUNNING"));
     json_object_set_new(np, "version", json_string(GKE_VERSION));
-    json_object_set_new(np, "podIpv4CidrSize", json_integer(24));
+    json_object_set_new(np, "podIpv4CidrSize", json_integer(prefix));
+    char mp[24]; /* int64 fields are JSON strings in Google's APIs */
+    snprintf(mp, sizeof(mp), "%lld", (long long)max_pods);
+    json_object_set_new(np, "maxPodsConstraint", json_pack("{s:s}", "maxPodsPerNode", mp));
     json_object_del(np, "statusMessage");
     return json_pack("{s:O, s:s, s:o}", "nodePool", np, "suffix", suffix, "nodes", nodes);
 }
@@ -616,6 +628,36 @@ static json_int_t pool_check(struct gke_ctx *x, const json_t *np)
         return -1;
     }
     return count;
+}
+
+/* The maxPodsPerNode of a MaxPodsConstraint c (an int64: a JSON string or
+ * number), else dflt when c or the field is absent; -1 after answering 400
+ * for a value wisp cannot size. field names it in the error. */
+static json_int_t max_pods(struct gke_ctx *x, const json_t *c, json_int_t dflt, const char *field)
+{
+    const json_t *v = json_object_get(c, "maxPodsPerNode");
+    if (!v)
+        return dflt;
+    json_int_t n = -1;
+    char shown[48] = "(not an integer)";
+    if (json_is_integer(v)) {
+        n = json_integer_value(v);
+        snprintf(shown, sizeof(shown), "%lld", (long long)n);
+    } else if (json_is_string(v)) {
+        char *end;
+        long long l = strtoll(json_string_value(v), &end, 10);
+        if (end != json_string_value(v) && !*end)
+            n = l;
+        snprintf(shown, sizeof(shown), "%.40s", json_string_value(v));
+    }
+    if (n < MAX_PODS_MIN || n > MAX_PODS_MAX) {
+        wisp_api_error(x->req, 400, NULL,
+                       "Invalid value for field '%s.maxPodsPerNode': %s. Must be between %d "
+                       "and %d in wisp.",
+                       field, shown, MAX_PODS_MIN, MAX_PODS_MAX);
+        return -1;
+    }
+    return n;
 }
 
 /* --- clusters -------------------------------------------------------------- */
@@ -678,12 +720,23 @@ static void cluster_create(struct gke_ctx *x)
         wisp_api_error(x->req, 400, NULL, "Too many node pools: at most %d.", MAX_POOLS);
         goto out;
     }
+    json_int_t dflt_pods = max_pods(x, json_object_get(cl, "defaultMaxPodsConstraint"),
+                                    MAX_PODS_DEFAULT, "cluster.defaultMaxPodsConstraint");
+    if (dflt_pods < 0)
+        goto out;
+    char dp[24]; /* shown as GKE shows a VPC-native cluster's default */
+    snprintf(dp, sizeof(dp), "%lld", (long long)dflt_pods);
+    json_object_set_new(cl, "defaultMaxPodsConstraint", json_pack("{s:s}", "maxPodsPerNode", dp));
     unsigned char used[MAX_CLUSTER_NODES] = {0};
     size_t i;
     json_t *np;
     json_array_foreach(pools, i, np) {
         json_int_t count = pool_check(x, np);
         if (count < 0)
+            goto out;
+        json_int_t pods = max_pods(x, json_object_get(np, "maxPodsConstraint"), dflt_pods,
+                                   "nodePool.maxPodsConstraint");
+        if (pods < 0)
             goto out;
         const char *pname = json_string_value(json_object_get(np, "name"));
         for (size_t j = 0; j < i; j++) {
@@ -700,7 +753,7 @@ static void cluster_create(struct gke_ctx *x)
             wpool, autopilot);
         if (!mode)
             goto out;
-        json_t *pd = pool_doc(x, name, np, mode, count, used);
+        json_t *pd = pool_doc(x, name, np, mode, count, pods, used);
         if (!pd) {
             wisp_api_error(x->req, 400, NULL,
                            "The cluster's pod range 198.18.0.0/15 has room for %d nodes.",
@@ -1084,9 +1137,18 @@ static void pool_create(struct gke_ctx *x)
         wisp_api_error(x->req, 400, NULL, "Too many node pools: at most %d.", MAX_POOLS);
         goto out;
     }
+    /* A pool without its own constraint takes the cluster's default. */
+    json_int_t dflt_pods = max_pods(
+        x, json_object_get(json_object_get(doc, "cluster"), "defaultMaxPodsConstraint"),
+        MAX_PODS_DEFAULT, "cluster.defaultMaxPodsConstraint");
+    json_int_t pods = dflt_pods < 0 ? -1
+                                    : max_pods(x, json_object_get(np, "maxPodsConstraint"),
+                                               dflt_pods, "nodePool.maxPodsConstraint");
+    if (pods < 0)
+        goto out;
     unsigned char used[MAX_CLUSTER_NODES] = {0};
     mark_used(pools, used);
-    pd = pool_doc(x, x->gp.cluster, np, mode, count, used);
+    pd = pool_doc(x, x->gp.cluster, np, mode, count, pods, used);
     if (!pd) {
         wisp_api_error(x->req, 400, NULL,
                        "The cluster's pod range 198.18.0.0/15 has room for %d nodes.",
