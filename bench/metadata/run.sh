@@ -20,10 +20,13 @@
 # as it, whose token the metadata server prefetches; one request from the
 # pod checks the cache is warm and captures the bytes nginx then serves.
 # Knobs (environment): DURATION (5s per run), CONNS ("1 64 1000"), MODES
-# ("keepalive close"), ROUNDS (1; with more, medians), WRK_THREADS (2, at
-# most the connections), NGINX (/usr/sbin/nginx), WRK (wrk), WISP_BIN (bin/
-# of the tree, built by make), KEEP (1: keep the state dir).
-# Needs: root, make, gcloud, kubectl, curl, wrk, nginx, nsenter. Every
+# ("keepalive close"; also "pinned": keep-alive with every server thread on
+# CPU 1 and wrk -t1 on CPU 0), ROUNDS (3; the table shows medians),
+# WRK_THREADS (2, at most the connections), NGINX (/usr/sbin/nginx), WRK
+# (wrk), WISP_BIN (bin/ of the tree, built by make), KEEP (1: keep the state
+# dir). The machine's other load moves single runs by tens of percent; the
+# server CPU per request moves least.
+# Needs: root, make, gcloud, kubectl, curl, wrk, nginx, nsenter, taskset. Every
 # process it starts is stopped and its state removed on exit.
 set -euo pipefail
 
@@ -34,7 +37,7 @@ here=$(cd "$(dirname "$0")" && pwd)
 DURATION=${DURATION:-5s}
 CONNS=${CONNS:-1 64 1000}
 MODES=${MODES:-keepalive close}
-ROUNDS=${ROUNDS:-1}
+ROUNDS=${ROUNDS:-3}
 WRK_THREADS=${WRK_THREADS:-2}
 NGINX=${NGINX:-/usr/sbin/nginx}
 WRK=${WRK:-wrk}
@@ -46,7 +49,7 @@ NGINX_PORT=8080
 PATH_Q=/computeMetadata/v1/instance/service-accounts/default/token
 
 bench_need_root
-bench_need make gcloud kubectl curl nsenter "$WRK" "$NGINX"
+bench_need make gcloud kubectl curl nsenter taskset "$WRK" "$NGINX"
 bench_start
 bench_wisp_bin
 
@@ -113,21 +116,37 @@ EOF
 # measure NAME PID PORT CONNS MODE: one wrk run from the pod's namespace;
 # appends "rps p99_us cpu_us_per_req" to $tmp/res.NAME.CONNS.MODE.
 measure() {
-    local name=$1 pid=$2 port=$3 c=$4 mode=$5 extra=() t out before after rps p99 errs cpu
-    [ "$mode" = close ] && extra=(-s "$tmp/close.lua")
+    local name=$1 pid=$2 port=$3 c=$4 mode=$5 extra=() pin=() t out before after rps p99 errs cpu
     t=$((c < WRK_THREADS ? c : WRK_THREADS))
+    case $mode in
+    close) extra=(-s "$tmp/close.lua") ;;
+    pinned) # every server thread on CPU 1, wrk (one thread) on CPU 0
+        pin_server "$pid" 1
+        pin=(taskset -c 0)
+        t=1 ;;
+    esac
     before=$(cpu_ticks "$pid")
     # 1000 connections need more descriptors than the usual 1024.
-    out=$(ulimit -n 16384 && in_pod "$WRK" -t"$t" -c"$c" -d"$DURATION" --timeout 10s --latency \
-        -H 'Metadata-Flavor: Google' -H 'Host: metadata.google.internal' "${extra[@]}" \
-        "http://$MD:$port$PATH_Q")
+    out=$(ulimit -n 16384 && "${pin[@]}" nsenter --net="$pod_ns" "$WRK" -t"$t" -c"$c" \
+        -d"$DURATION" --timeout 10s --latency -H 'Metadata-Flavor: Google' \
+        -H 'Host: metadata.google.internal' "${extra[@]}" "http://$MD:$port$PATH_Q")
     after=$(cpu_ticks "$pid")
+    [ "$mode" = pinned ] && pin_server "$pid" 0-$(($(nproc) - 1))
     wrk_result "$out" $((after - before))
     rps=$wrk_rps p99=$wrk_p99 cpu=$wrk_cpu errs=$wrk_errs
     echo "$rps $p99 $cpu" >>"$tmp/res.$name.$c.$mode"
     printf '  %-5s %4d conns %-9s round %d: %9.0f req/s  p99 %8.0f us  cpu %6.2f us/req %s\n' \
         "$name" "$c" "$mode" "$round" "$rps" "$p99" "$cpu" "${errs:+[$errs]}"
     [ -z "$errs" ] || echo "$name $c $mode: $errs" >>"$tmp/errors"
+}
+
+# pin_server PID CPUS: every thread of PID and of its children (nginx's
+# workers) on CPUS.
+pin_server() {
+    local p
+    for p in "$1" $(pgrep -P "$1" || true); do
+        taskset -a -p -c "$2" "$p" >/dev/null
+    done
 }
 
 echo "bench/$BENCH: wisp $(git -C "$bench_root" rev-parse --short HEAD 2>/dev/null || echo '?')," \
