@@ -98,7 +98,11 @@ grep -q '"access_token"' "$tmp/body.json"
 # ---- nginx in the node's namespace -----------------------------------------------------
 nd=$tmp/nginx
 bench_nginx_conf "$nd" "$md_threads" "$MD:$NGINX_PORT" "$tmp/body.json"
-nsenter --net="$node_ns" "$NGINX" -p "$nd" -c "$nd/nginx.conf" 2>"$nd/stderr" &
+# setsid: its own session, so its own scheduler autogroup, as wisp-metadata
+# has in wispd's (idle during the runs). In this script's session nginx
+# would share one fair share of the CPUs with wrk while wisp-metadata had a
+# share of its own, which skews the comparison whenever the machine is busy.
+setsid nsenter --net="$node_ns" "$NGINX" -p "$nd" -c "$nd/nginx.conf" 2>"$nd/stderr" &
 nginx_pid=$!
 bench_pids+=("$nginx_pid")
 for _ in $(seq 1 100); do
