@@ -21,7 +21,8 @@
 # pod checks the cache is warm and captures the bytes nginx then serves.
 # Knobs (environment): DURATION (5s per run), CONNS ("1 64 1000"), MODES
 # ("keepalive close"; also "pinned": keep-alive with every server thread on
-# CPU 1 and wrk -t1 on CPU 0), ROUNDS (3; the table shows medians),
+# CPU 1 and wrk -t1 on CPU 0), ROUNDS (3; the table shows medians, and as
+# ratios the medians of each round's ratio),
 # WRK_THREADS (2, at most the connections), NGINX (/usr/sbin/nginx), WRK
 # (wrk), WISP_BIN (bin/ of the tree, built by make), KEEP (1: keep the state
 # dir). The machine's other load moves single runs by tens of percent; the
@@ -171,8 +172,19 @@ for round in $(seq 1 "$ROUNDS"); do
 done
 
 # ---- the table -----------------------------------------------------------------------
+# paired COLUMN: the median over rounds of wisp/nginx in that column of $w
+# and $n. Each round's two runs are back to back, so the ratio within a
+# round is steadier than the ratio of separate medians when the machine's
+# other load comes and goes.
+paired() {
+    paste -d' ' "$w" "$n" | awk -v c="$1" '{print ($(c + 3) > 0 ? $c / $(c + 3) : 0)}' \
+        >"$tmp/ratios"
+    median "$tmp/ratios" 1
+}
+
 echo
-echo "$(date -u +%Y-%m-%dT%H:%MZ), load $(cut -d' ' -f1-3 /proc/loadavg)$([ "$ROUNDS" -gt 1 ] && echo ", medians of $ROUNDS rounds")"
+echo "$(date -u +%Y-%m-%dT%H:%MZ), load $(cut -d' ' -f1-3 /proc/loadavg), $ROUNDS round(s):" \
+    "medians; the ratios are the medians of each round's wisp/nginx"
 echo "p99 in us; server CPU in us per request"
 printf '%-5s %-9s | %8s %8s %5s | %8s %8s %5s | %7s %7s | %s\n' conns mode "wisp r/s" \
     "nginx r/s" ratio "wisp p99" "ngx p99" ratio "wisp us" "ngx us" "bounds (>=0.8x r/s, <=2x p99)"
@@ -182,8 +194,7 @@ for c in $CONNS; do
         w=$tmp/res.wisp.$c.$mode n=$tmp/res.nginx.$c.$mode
         line=$(awk -v c="$c" -v m="$mode" -v wr="$(median "$w" 1)" -v nr="$(median "$n" 1)" \
             -v w9="$(median "$w" 2)" -v n9="$(median "$n" 2)" -v wc="$(median "$w" 3)" \
-            -v nc="$(median "$n" 3)" 'BEGIN {
-                r = wr / nr; l = n9 > 0 ? w9 / n9 : 0
+            -v nc="$(median "$n" 3)" -v r="$(paired 1)" -v l="$(paired 2)" 'BEGIN {
                 v = (r >= 0.8 && l <= 2) ? "PASS" : "FAIL"
                 printf "%-5d %-9s | %8.0f %8.0f %5.2f | %8.0f %8.0f %5.2f | %7.2f %7.2f | %s",
                     c, m, wr, nr, r, w9, n9, l, wc, nc, v }')
