@@ -13,8 +13,11 @@
 # Every process it starts is stopped on exit, whatever the exit path.
 set -euo pipefail
 
+BENCH=http
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/../.." && pwd)
+# shellcheck source=bench/lib.sh
+. "$here/../lib.sh" # bench_nginx_conf, cpu_ticks, wrk_result, median
 DURATION=${DURATION:-10s}
 ROUNDS=${ROUNDS:-3}
 CONNS=${CONNS:-64}
@@ -24,7 +27,6 @@ WRK=${WRK:-wrk}
 WISP_CFLAGS=${WISP_CFLAGS:-}
 MODES=${MODES:-keepalive close pinned}
 PATH_Q=/computeMetadata/v1/instance/service-accounts/default/token
-CLK_TCK=$(getconf CLK_TCK)
 
 for tool in "$NGINX" "$WRK" cc pkg-config curl taskset; do
     command -v "$tool" >/dev/null || { echo "bench/http: missing $tool" >&2; exit 111; }
@@ -92,39 +94,9 @@ start_wisp() {
 }
 
 # start_nginx PORT WORKERS CPUSET; sets nginx_pid (the master)
-# The fastest fair nginx setup for a fixed body: `return 200` from memory
-# (no file I/O), access log off, keep-alive without nginx's default cap of
-# 1000 requests per connection, SO_REUSEPORT like wisp's workers.
 start_nginx() {
     local d="$tmp/nginx-$1" pin=()
-    mkdir -p "$d/logs"
-    cat >"$d/nginx.conf" <<EOF
-worker_processes $2;
-daemon off;
-master_process on;
-pid $d/nginx.pid;
-error_log $d/logs/error.log warn;
-events { worker_connections 4096; }
-http {
-    access_log off;
-    server_tokens off;
-    keepalive_requests 100000000;
-    keepalive_timeout 65;
-    client_body_temp_path $d/body;
-    proxy_temp_path $d/proxy;
-    fastcgi_temp_path $d/fastcgi;
-    uwsgi_temp_path $d/uwsgi;
-    scgi_temp_path $d/scgi;
-    server {
-        listen 127.0.0.1:$1 reuseport;
-        location / {
-            default_type application/json;
-            add_header Metadata-Flavor Google;
-            return 200 '$(cat "$tmp/body.json")';
-        }
-    }
-}
-EOF
+    bench_nginx_conf "$d" "$2" "127.0.0.1:$1" "$tmp/body.json"
     [ -n "$3" ] && pin=(taskset -c "$3")
     "${pin[@]}" "$NGINX" -p "$d" -c "$d/nginx.conf" 2>"$d/stderr" &
     nginx_pid=$!
@@ -140,53 +112,22 @@ stop_servers() {
     server_pids=()
 }
 
-# CPU ticks (utime+stime) of a process and its direct children (nginx's
-# workers); threads are included in a process's own counters.
-cpu_ticks() { # pid
-    local total=0 p f
-    for p in "$1" $(pgrep -P "$1" || true); do
-        f=$(cat "/proc/$p/stat" 2>/dev/null) || continue
-        f=${f##*) }  # fields after "(comm) "
-        # shellcheck disable=SC2086
-        set -- $f
-        total=$((total + ${12} + ${13}))
-    done
-    echo "$total"
-}
-
-to_us() { # "545.00us" | "4.80ms" | "1.02s" -> microseconds
-    awk -v v="$1" 'BEGIN {
-        n = v + 0
-        if (v ~ /us$/) print n; else if (v ~ /ms$/) print n * 1000;
-        else if (v ~ /s$/) print n * 1000000; else print n }'
-}
-
 # measure NAME PID PORT WRK_THREADS WRK_CPU EXTRA_WRK_ARGS...
 # appends "rps p50 p99 cpu_us_per_req errors" to $tmp/res.NAME.MODE
 measure() {
     local name=$1 pid=$2 port=$3 wt=$4 wcpu=$5
     shift 5
-    local pin=() before after out rps p50 p99 reqs errs cpu
+    local pin=() before after out rps p50 p99 errs cpu
     [ -n "$wcpu" ] && pin=(taskset -c "$wcpu")
     before=$(cpu_ticks "$pid")
     out=$("${pin[@]}" "$WRK" -t"$wt" -c"$CONNS" -d"$DURATION" --latency "$@" \
         "http://127.0.0.1:$port$PATH_Q")
     after=$(cpu_ticks "$pid")
-    rps=$(awk '/^Requests\/sec:/ {print $2}' <<<"$out")
-    p50=$(to_us "$(awk '$1 == "50%" {print $2}' <<<"$out")")
-    p99=$(to_us "$(awk '$1 == "99%" {print $2}' <<<"$out")")
-    reqs=$(awk '/requests in/ {print $1}' <<<"$out")
-    errs=$(awk '/Socket errors|Non-2xx/ {printf "%s ", $0}' <<<"$out")
-    cpu=$(awk -v a="$after" -v b="$before" -v r="$reqs" -v hz="$CLK_TCK" \
-        'BEGIN { printf "%.2f", (a - b) * 1000000 / hz / r }')
+    wrk_result "$out" $((after - before))
+    rps=$wrk_rps p50=$wrk_p50 p99=$wrk_p99 cpu=$wrk_cpu errs=$wrk_errs
     echo "$rps $p50 $p99 $cpu" >>"$tmp/res.$name.$mode"
     printf '  %-6s round %d: %10.0f req/s  p50 %7.0f us  p99 %7.0f us  cpu %6.2f us/req %s\n' \
         "$name" "$round" "$rps" "$p50" "$p99" "$cpu" "${errs:+[$errs]}"
-}
-
-median() { # file column
-    sort -n -k"$2","$2" "$1" | awk -v c="$2" '{a[NR] = $c} END {
-        if (NR % 2) print a[(NR + 1) / 2]; else print (a[NR / 2] + a[NR / 2 + 1]) / 2 }'
 }
 
 summary=()

@@ -26,8 +26,11 @@
 # it starts is stopped and its state removed on exit.
 set -euo pipefail
 
+BENCH=pods
 here=$(cd "$(dirname "$0")" && pwd)
-root=$(cd "$here/../.." && pwd)
+# shellcheck source=bench/lib.sh
+. "$here/../lib.sh"
+root=$bench_root
 N=${N:-100}
 WARMUP=${WARMUP:-5}
 CLIENTS=${CLIENTS:-tcp curl}
@@ -37,57 +40,14 @@ LOCATION=us-central1
 CLUSTER=pods
 NS=bench
 KSA=app
-POOL=$PROJECT.svc.id.goog
 
-if [ "$(id -u)" != 0 ]; then
-    echo "bench/pods: SKIP: pods need root (network namespaces)"
-    exit 0
-fi
-for tool in make python3 curl gcloud kubectl; do
-    command -v "$tool" >/dev/null || { echo "bench/pods: missing $tool" >&2; exit 111; }
-done
-
-tmp=$(mktemp -d /tmp/wisp-bench-pods.XXXXXX)
-chmod 755 "$tmp"
-wisp_up=
-cleanup() {
-    local rc=$?
-    if [ "$rc" != 0 ] && [ -s "$tmp/state/wispd.log" ]; then
-        echo "bench/pods: exit $rc; the end of wispd.log:" >&2
-        tail -n 20 "$tmp/state/wispd.log" >&2
-    fi
-    if [ -n "$wisp_up" ]; then
-        "$WISP_BIN/wisp" down --state "$tmp/state" >/dev/null 2>&1 || true
-    fi
-    [ "${KEEP:-}" = 1 ] && { echo "bench/pods: kept $tmp" >&2; return; }
-    rm -rf "$tmp"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-
-if [ -z "${WISP_BIN:-}" ]; then
-    make -C "$root" --no-print-directory all >/dev/null
-    WISP_BIN=$root/bin
-fi
+bench_need_root
+bench_need make python3 curl gcloud kubectl
+bench_start
+bench_wisp_bin
 
 # ---- wisp, a cluster with a workload pool, a bound KSA -----------------------------
-wisp_up=1
-"$WISP_BIN/wisp" up --state "$tmp/state" --project "$PROJECT" --nodes >/dev/null
-eval "$("$WISP_BIN/wisp" env --state "$tmp/state")"
-NUM=$(gcloud projects describe "$PROJECT" --format='value(projectNumber)')
-PRINCIPAL=principal://iam.googleapis.com/projects/$NUM/locations/global/workloadIdentityPools/$POOL
-gcloud container clusters create "$CLUSTER" --location="$LOCATION" --workload-pool="$POOL" \
-    --num-nodes=1 --quiet >/dev/null 2>&1
-gcloud container clusters get-credentials "$CLUSTER" --location="$LOCATION" >/dev/null 2>&1
-kubectl create namespace "$NS" >/dev/null
-kubectl create serviceaccount "$KSA" -n "$NS" >/dev/null
-gcloud storage buckets create gs://bench-pods-b --quiet >/dev/null 2>&1
-gcloud storage buckets add-iam-policy-binding gs://bench-pods-b --role=roles/storage.objectViewer \
-    --member="$PRINCIPAL/subject/ns/$NS/sa/$KSA" --condition=None >/dev/null 2>&1
-API=$(kubectl config view --raw -o jsonpath='{.clusters[0].cluster.server}')
-kubectl config view --raw -o jsonpath='{.clusters[0].cluster.certificate-authority-data}' |
-    base64 -d >"$tmp/ca.pem"
-gcloud auth print-access-token >"$tmp/owner.token"
+bench_wisp_cluster "$PROJECT" "$LOCATION" "$CLUSTER" "$NS" "$KSA" bench-pods-b
 mkdir -m 777 "$tmp/out"
 
 echo "bench/pods: wisp $(git -C "$root" rev-parse --short HEAD 2>/dev/null || echo '?')," \

@@ -296,6 +296,12 @@ static enum wisp_err open_sockets(struct sockaddr_storage *ss, socklen_t sl, int
         }
         fds[i] = fd;
         setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &on, sizeof(on));
+        /* Accepted sockets inherit it (on_accept): responses and stream
+         * chunks go out at once, never held back by Nagle's algorithm. */
+        if (setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &on, sizeof(on)) != 0) {
+            wisp_log_err("http", "TCP_NODELAY: %s", strerror(errno));
+            return WISP_EIO;
+        }
         if (WISP_HTTP_REUSEPORT && setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &on, sizeof(on)) != 0) {
             wisp_log_err("http", "SO_REUSEPORT: %s", strerror(errno));
             return WISP_EIO;
@@ -493,9 +499,21 @@ static void on_accept(h2o_socket_t *listener, const char *err)
     if (err)
         return;
     for (int i = 0; i < ACCEPT_BATCH; i++) {
-        h2o_socket_t *sock = h2o_evloop_socket_accept(listener);
-        if (!sock)
+        /* Not h2o_evloop_socket_accept(): it passes no address to accept4,
+         * so every connection paid a getpeername(2) later, and a
+         * setsockopt(TCP_NODELAY) that the listener's own setting (which
+         * Linux copies to each accepted socket) makes unnecessary. A new
+         * connection per request is common for metadata clients, and each
+         * system call is a measurable share of its cost (bench/metadata). */
+        struct sockaddr_storage peer;
+        socklen_t peer_len = sizeof(peer);
+        int fd = accept4(h2o_socket_get_fd(listener), (struct sockaddr *)&peer, &peer_len,
+                         SOCK_NONBLOCK | SOCK_CLOEXEC);
+        if (fd < 0)
             break; /* EAGAIN, or another worker won the race */
+        h2o_socket_t *sock =
+            h2o_evloop_socket_create(ls->w->loop, fd, H2O_SOCKET_FLAG_IS_ACCEPTED_CONNECTION);
+        h2o_socket_setpeername(sock, (struct sockaddr *)&peer, peer_len);
         struct wisp__http_conn *c = wisp_xcalloc(1, sizeof(*c));
         c->sock = sock;
         c->w = ls->w;

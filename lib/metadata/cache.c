@@ -91,10 +91,26 @@ static long long now_of(struct wisp_md_cache *c)
     return c->cfg.now ? c->cfg.now(c->cfg.ctx) : (long long)time(NULL);
 }
 
+/* UID, GSA, quota project, then kind and what, separated by 0x1f. Joined
+ * by hand: this runs on every request, where asprintf was 3 % of the
+ * server's CPU (bench/metadata). Caller frees. */
 static char *key_of(const struct wisp_md_key *k)
 {
-    return wisp_xasprintf("%s\x1f%s\x1f%s\x1f%c%s", k->uid, k->gsa ? k->gsa : "",
-                          k->quota ? k->quota : "", k->kind, k->what);
+    const char *part[3] = {k->uid, k->gsa ? k->gsa : "", k->quota ? k->quota : ""};
+    size_t len[3], what_len = strlen(k->what), total = 1 + what_len;
+    for (int i = 0; i < 3; i++) {
+        len[i] = strlen(part[i]);
+        total += len[i] + 1;
+    }
+    char *key = wisp_xmalloc(total + 1), *p = key;
+    for (int i = 0; i < 3; i++) {
+        memcpy(p, part[i], len[i]);
+        p += len[i];
+        *p++ = '\x1f';
+    }
+    *p++ = k->kind;
+    memcpy(p, k->what, what_len + 1);
+    return key;
 }
 
 /* When to refresh a token expiring at exp: refresh_before (plus jitter)

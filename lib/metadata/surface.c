@@ -341,6 +341,40 @@ static int ask_token(const struct wisp_md_caller *caller, const struct wisp_md_t
     return 0;
 }
 
+/* {"access_token":TOKEN,"expires_in":LEFT,"token_type":"Bearer"} as r's
+ * 200 body, written in place: every cached token request comes here, and
+ * formatting it through asprintf and then copying it cost about 5 % of the
+ * server's CPU per request (bench/metadata). TOKEN needs no escaping (the
+ * caller checked its characters). */
+static void token_body(struct wisp_md_resp *r, const char *token, size_t len,
+                       unsigned long long left)
+{
+    static const char head[] = "{\"access_token\":\"", mid[] = "\",\"expires_in\":",
+                      tail[] = ",\"token_type\":\"Bearer\"}";
+    char num[20]; /* 2^64 has 20 digits; written from the end */
+    size_t n = 0;
+    do {
+        num[sizeof(num) - ++n] = (char)('0' + left % 10);
+        left /= 10;
+    } while (left);
+    size_t total = sizeof(head) - 1 + len + sizeof(mid) - 1 + n + sizeof(tail) - 1;
+    char *b = wisp_xmalloc(total + 1), *p = b;
+    memcpy(p, head, sizeof(head) - 1);
+    p += sizeof(head) - 1;
+    memcpy(p, token, len);
+    p += len;
+    memcpy(p, mid, sizeof(mid) - 1);
+    p += sizeof(mid) - 1;
+    memcpy(p, num + sizeof(num) - n, n);
+    p += n;
+    memcpy(p, tail, sizeof(tail));
+    free(r->body);
+    r->status = 200;
+    r->ctype = JSON;
+    r->body = b;
+    r->len = total;
+}
+
 static void token_leaf(const struct wisp_md_site *site, const struct wisp_md_req *req,
                        const struct wisp_md_caller *caller, const struct query *q,
                        wisp_md_token_fn tok, void *ctx, struct wisp_md_resp *r)
@@ -357,16 +391,12 @@ static void token_leaf(const struct wisp_md_site *site, const struct wisp_md_req
     if (!ask_token(caller, &tr, tok, ctx, &t, r))
         return;
     long long left = t.exp - req->now;
+    size_t len = strlen(t.value);
     if (left < 1 || strspn(t.value, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
-                                     "0123456789-_.~+/=") != strlen(t.value)) {
+                                     "0123456789-_.~+/=") != len)
         set_text(r, 503, PLAIN, "GKE Metadata Server encountered an error: no usable token\n");
-    } else {
-        char *body = wisp_xasprintf("{\"access_token\":\"%s\",\"expires_in\":%lld,"
-                                    "\"token_type\":\"Bearer\"}",
-                                    t.value, left);
-        set_text(r, 200, JSON, body);
-        free(body);
-    }
+    else
+        token_body(r, t.value, len, (unsigned long long)left);
     wisp_secret_free(t.value, 0);
 }
 

@@ -54,9 +54,10 @@ static void token(void *ctx, const struct wisp_md_caller *caller, const struct w
 {
     struct md_thread *t = ctx;
     struct wisp_md_key k;
-    char *what = r->kind == 'a' ? wisp_xstrdup(r->scopes)
+    /* Access tokens are keyed by their scopes as they are (borrowed). */
+    char *what = r->kind == 'a' ? NULL
                                 : wisp_xasprintf("%s|%s", r->full ? "full" : "std", r->audience);
-    key_of(caller, r->kind, what, &k);
+    key_of(caller, r->kind, what ? what : r->scopes, &k);
     wisp_md_cache_get(md.cache, t->view, &k, out);
     free(what);
 }

@@ -651,6 +651,37 @@ static void test_route_by_host_suffix(void **state)
     assert_non_null(strstr(r.body, "peer=127.0.0.1"));
 }
 
+/* The caller's address as text, whatever the width of its octets: the
+ * metadata server identifies pods by it. Every 127/8 address is local, so
+ * the client binds each source before connecting. */
+static void test_peer_address(void **state)
+{
+    struct fixture *f = *state;
+    static const char *const from[] = {"127.0.0.1", "127.10.200.3", "127.255.99.100",
+                                       "127.1.0.250"};
+    for (size_t i = 0; i < sizeof(from) / sizeof(from[0]); i++) {
+        struct sockaddr_in src = {.sin_family = AF_INET};
+        struct sockaddr_in dst = {.sin_family = AF_INET, .sin_port = htons((uint16_t)f->port)};
+        struct conn *c = wisp_xmalloc(sizeof(*c));
+        struct resp r;
+        char want[64];
+        assert_int_equal(inet_pton(AF_INET, from[i], &src.sin_addr), 1);
+        dst.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+        c->len = 0;
+        c->fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        assert_true(c->fd >= 0);
+        assert_int_equal(bind(c->fd, (struct sockaddr *)&src, sizeof(src)), 0);
+        assert_int_equal(connect(c->fd, (struct sockaddr *)&dst, sizeof(dst)), 0);
+        conn_send(c, "GET /any HTTP/1.1\r\nHost: a\r\n\r\n", 30);
+        assert_true(conn_read(c, &r));
+        assert_int_equal(r.status, 200);
+        snprintf(want, sizeof(want), " peer=%s tag=", from[i]);
+        assert_non_null(strstr(r.body, want));
+        conn_close(c);
+        free(c);
+    }
+}
+
 static void test_route_method_and_prefix(void **state)
 {
     struct fixture *f = *state;
@@ -1468,6 +1499,7 @@ int main(void)
     };
     const struct CMUnitTest served[] = {
         cmocka_unit_test(test_route_by_host_suffix),
+        cmocka_unit_test(test_peer_address),
         cmocka_unit_test(test_route_method_and_prefix),
         cmocka_unit_test(test_not_found_json),
         cmocka_unit_test(test_query_and_headers),
