@@ -466,6 +466,8 @@ static void pool_scopes(const json_t *list, struct md_mode *md)
     json_array_foreach(list, i, v) {
         const char *s = json_string_value(v);
         size_t n = s ? strlen(s) : 0;
+        if (!n)
+            continue;
         if (o + n + 2 > sizeof(md->scopes)) {
             o = 0;
             break;
