@@ -28,7 +28,6 @@
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
-root=$(cd "$here/../.." && pwd)
 N=${N:-100 1000}
 THREADS=${THREADS:-2}
 ROUNDS=${ROUNDS:-4}
@@ -40,45 +39,17 @@ NS=rss
 POOL=$PROJECT.svc.id.goog
 NGINX=${NGINX:-$(command -v nginx || echo /usr/sbin/nginx)}
 
-for tool in python3 gcloud kubectl curl "$NGINX"; do
-    command -v "$tool" >/dev/null || { echo "bench/metadata/rss: missing $tool" >&2; exit 111; }
-done
-
-tmp=$(mktemp -d /tmp/wisp-bench-mdrss.XXXXXX)
-chmod 755 "$tmp" # nginx's workers (nobody, under root) read $tmp/www
-wisp_up= md_pid= nginx_pid=
-stop_pid() { # stop_pid PID: TERM, then wait for it (it is our child)
-    [ -n "$1" ] || return 0
-    kill "$1" 2>/dev/null || true
-    wait "$1" 2>/dev/null || true
-}
-cleanup() {
-    local rc=$?
-    if [ "$rc" != 0 ] && [ -s "$tmp/metadata.log" ]; then
-        echo "bench/metadata/rss: exit $rc; the end of metadata.log:" >&2
-        tail -n 20 "$tmp/metadata.log" >&2
-    fi
-    stop_pid "$md_pid"
-    stop_pid "$nginx_pid"
-    if [ -n "$wisp_up" ]; then
-        "$WISP_BIN/wisp" down --state "$tmp/state" >/dev/null 2>&1 || true
-    fi
-    [ "${KEEP:-}" = 1 ] && { echo "bench/metadata/rss: kept $tmp" >&2; return; }
-    rm -rf "$tmp"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-
-if [ -z "${WISP_BIN:-}" ]; then
-    make -C "$root" --no-print-directory all >/dev/null
-    WISP_BIN=$root/bin
-fi
+BENCH=metadata-rss
+. "$here/../lib.sh"
+bench_need python3 gcloud kubectl curl "$NGINX"
+bench_start
+bench_wisp_bin
 free_port() {
     python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
 }
 
 # ---- wisp, a cluster with a workload pool, one node to pin pods to -----------------
-wisp_up=1
+bench_wisp=1
 "$WISP_BIN/wisp" up --state "$tmp/state" --project "$PROJECT" >/dev/null
 eval "$("$WISP_BIN/wisp" env --state "$tmp/state")"
 HTTPS_PORT=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["https_port"])' \
@@ -105,38 +76,22 @@ MPORT=$(free_port)
     --cluster-location "$LOCATION" --cluster-uid uid-1 --threads "$THREADS" \
     --log-level info >>"$tmp/metadata.log" 2>&1 &
 md_pid=$!
+bench_pids+=("$md_pid")
 for _ in $(seq 100); do # serving, and the (empty) pod list read
     grep -q 'listed [0-9]* pods' "$tmp/metadata.log" && break
     sleep 0.1
 done
 grep -q 'listed [0-9]* pods' "$tmp/metadata.log" || { echo "wisp-metadata did not start" >&2; exit 1; }
 
-# ---- nginx: a private prefix and a small file, one worker per thread ----------------
+# ---- nginx: a private prefix and the same-sized body, one worker per thread --------
 NPORT=$(free_port)
-mkdir -p "$tmp/nginx/logs" "$tmp/www"
-chmod 755 "$tmp/nginx" "$tmp/www"
+mkdir -p "$tmp/www"
 printf '{"access_token":"%s","expires_in":3599,"token_type":"Bearer"}' \
     "$(head -c 180 /dev/zero | tr '\0' x)" >"$tmp/www/token.json"
-chmod 644 "$tmp/www/token.json"
-cat >"$tmp/nginx/nginx.conf" <<CONF
-daemon off;
-master_process on;
-worker_processes $THREADS;
-pid $tmp/nginx/nginx.pid;
-error_log $tmp/nginx/logs/error.log warn;
-events { worker_connections 1024; }
-http {
-    access_log off;
-    client_body_temp_path $tmp/nginx/body;
-    proxy_temp_path $tmp/nginx/proxy;
-    fastcgi_temp_path $tmp/nginx/fastcgi;
-    uwsgi_temp_path $tmp/nginx/uwsgi;
-    scgi_temp_path $tmp/nginx/scgi;
-    server { listen 127.0.0.1:$NPORT; root $tmp/www; }
-}
-CONF
+bench_nginx_conf "$tmp/nginx" "$THREADS" "127.0.0.1:$NPORT" "$tmp/www/token.json" 1024
 "$NGINX" -p "$tmp/nginx" -c "$tmp/nginx/nginx.conf" 2>>"$tmp/nginx/logs/error.log" &
 nginx_pid=$!
+bench_pids+=("$nginx_pid")
 for _ in $(seq 50); do curl -sf -o /dev/null "http://127.0.0.1:$NPORT/token.json" && break; sleep 0.1; done
 curl -sf -o /dev/null "http://127.0.0.1:$NPORT/token.json" || { echo "nginx did not start" >&2; exit 1; }
 
@@ -161,7 +116,7 @@ measure() { # measure PODS
     [ -z "${SMAPS:-}" ] || cp "/proc/$md_pid/smaps" "$SMAPS/smaps-$1"
 }
 
-echo "bench/metadata/rss: wisp $(git -C "$root" rev-parse --short HEAD 2>/dev/null || echo '?')," \
+echo "bench/metadata/rss: wisp $(git -C "$bench_root" rev-parse --short HEAD 2>/dev/null || echo '?')," \
     "$(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg), node $NODE, threads $THREADS," \
     "rounds $ROUNDS," \
     "nginx $("$NGINX" -v 2>&1 | sed 's|.*/||')"
