@@ -22,6 +22,11 @@
  * pod can send from it until after it no longer can. wisp-metadata
  * (--pod-addresses) checks callers against it (docs/internals/NODE.md). */
 #define WISP_NODE_ADDR_DIR "addresses"
+/* In that directory: 8 bytes, a counter the node raises (atomically, in a
+ * shared mapping) after every change to a record, so a reader can keep
+ * what it read until the counter moves instead of reading the file again
+ * on every request. */
+#define WISP_NODE_ADDR_GEN ".generation"
 
 /* An IPv4 network, host byte order. */
 struct wisp_node_cidr {

@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 #include "node/node_int.h"
@@ -171,11 +172,42 @@ static int holder_write(const struct wisp_node *n, uint32_t off, const char *uid
     return rc;
 }
 
+/* After every change to a record, and before the pod it concerns can send
+ * a packet: readers that see the counter unchanged may trust what they
+ * read before. */
+static void holders_changed(const struct wisp_node *n)
+{
+    if (n->addr_gen)
+        atomic_fetch_add_explicit(n->addr_gen, 1, memory_order_release);
+}
+
+/* The counter's file, mapped. It is never removed while the state lives
+ * (the reset keeps dot files), so a reader's mapping stays the node's. */
+static int holders_gen_map(struct wisp_node *n)
+{
+    char path[PATH_MAX];
+    snprintf(path, sizeof(path), "%s/" WISP_NODE_ADDR_GEN, n->addr_dir);
+    int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+    if (fd < 0)
+        return -errno;
+    void *m = MAP_FAILED;
+    if (ftruncate(fd, sizeof(uint64_t)) == 0)
+        m = mmap(NULL, sizeof(uint64_t), PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+    int rc = m == MAP_FAILED ? -errno : 0;
+    close(fd);
+    if (rc == 0)
+        n->addr_gen = m;
+    return rc;
+}
+
 /* Empties (or makes) the record: a new agent starts with no pods. */
-static int holders_reset(const struct wisp_node *n)
+static int holders_reset(struct wisp_node *n)
 {
     if (mkdir(n->addr_dir, 0755) != 0 && errno != EEXIST)
         return -errno;
+    int rc = holders_gen_map(n);
+    if (rc != 0)
+        return rc;
     DIR *d = opendir(n->addr_dir);
     if (!d)
         return -errno;
@@ -185,6 +217,7 @@ static int holders_reset(const struct wisp_node *n)
             unlinkat(dirfd(d), e->d_name, 0);
     }
     closedir(d);
+    holders_changed(n);
     return 0;
 }
 
@@ -204,6 +237,7 @@ uint32_t node_ip_alloc(struct wisp_node *n, const char *uid)
             wisp_log_err("node", "recording the holder of an address: %s", strerror(-rc));
             return 0;
         }
+        holders_changed(n);
         n->used[off] = 1;
         n->in_use++;
         n->next = off + 1;
@@ -218,6 +252,7 @@ void node_ip_release(struct wisp_node *n, uint32_t off)
         char path[PATH_MAX];
         holder_path(n, off, path, sizeof(path));
         unlink(path);
+        holders_changed(n);
         n->used[off] = 0;
         n->in_use--;
     }
@@ -238,6 +273,8 @@ static void node_free(struct wisp_node *n)
     free(n->netns_path);
     free(n->state_dir);
     free(n->addr_dir);
+    if (n->addr_gen)
+        munmap((void *)n->addr_gen, sizeof(uint64_t));
     free(n->ca_file);
     free(n->host_bundle);
     free(n->used);

@@ -5,6 +5,7 @@
 #ifndef WISP_NODE_INT_H
 #define WISP_NODE_INT_H
 
+#include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -52,6 +53,7 @@ struct wisp_node {
     char *fabric, *name, *netns, *netns_path;   /* from malloc() */
     char *state_dir, *ca_file, *host_bundle;    /* from malloc(); ca_file may be NULL */
     char *addr_dir;                             /* STATE/addresses; from malloc() */
+    _Atomic uint64_t *addr_gen;                 /* its WISP_NODE_ADDR_GEN, mapped; or NULL */
     int bundle_written;                         /* STATE/ca-certificates.crt (pod.c) */
     uint32_t fabric_net, fabric_gw, ip;         /* host byte order */
     unsigned fabric_prefix;

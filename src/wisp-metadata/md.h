@@ -4,6 +4,8 @@
 #ifndef WISP_METADATA_MD_H
 #define WISP_METADATA_MD_H
 
+#include <stdatomic.h>
+#include <stdint.h>
 #include "wisp/http.h"
 #include "wisp/metadata.h"
 
@@ -17,6 +19,7 @@ struct md {
     unsigned unknown_wait_ms; /* how long an unknown caller waits for the watch */
     unsigned rate_limit;      /* requests per second per address; 0: none */
     const char *pod_addresses; /* the node's holder record (WISP_NODE_ADDR_DIR), or NULL */
+    const _Atomic uint64_t *pod_addresses_gen; /* its WISP_NODE_ADDR_GEN, mapped, or NULL */
     struct wisp_md_site site;
     /* Run time. */
     struct wisp_md_pods *pods;
@@ -28,9 +31,19 @@ struct md {
 };
 
 /* A worker's own state: its pod-table slot and its cache view. */
+/* What the node's record said of an address, at which of its generations. */
+struct md_holder {
+    uint64_t gen;
+    char ip[16], uid[48]; /* ip "" for an empty slot; uid "" for no holder */
+};
+#define MD_HOLDER_SLOTS 512 /* direct-mapped by the address; a /23 fits */
+
+/* A worker's own state: its pod-table slot, its cache view, and what it
+ * last read of the node's holder record. */
 struct md_thread {
     unsigned slot;
     struct wisp_md_cache_view *view;
+    struct md_holder holders[MD_HOLDER_SLOTS];
 };
 
 extern struct md md;

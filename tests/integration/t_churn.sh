@@ -131,7 +131,8 @@ done
 check "no pod namespace left on the node" test "$(netns_now)" = "$NETNS0"
 check "the node namespace's links are as before the first pod" test "$(links_now)" = "$LINKS0"
 check "no pod directory or address record left on the node" test -z "$(find "$T_STATE/nodes" \
-    -mindepth 4 -maxdepth 4 \( -path '*/pods/*' -o -path '*/addresses/*' \) 2> /dev/null)"
+    -mindepth 4 -maxdepth 4 \( -path '*/pods/*' -o -path '*/addresses/*' \) \
+    ! -name .generation 2> /dev/null)"
 if [ "$T_FAIL" -gt 0 ]; then
     echo "--- wisp-metadata log (tail)"; tail -n 20 "$T_STATE"/nodes/*/*/wisp-metadata.log
     echo "--- wisp-node log (tail)"; tail -n 20 "$T_STATE"/nodes/*/*/wisp-node.log
