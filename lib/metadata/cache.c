@@ -15,6 +15,7 @@
 #include <string.h>
 #include <time.h>
 #include "wisp/alloc.h"
+#include "wisp/hash.h"
 #include "wisp/log.h"
 #include "wisp/metadata.h"
 
@@ -75,16 +76,6 @@ struct wisp_md_cache_view {
     size_t n;
     struct vref *buckets[VIEW_BUCKETS];
 };
-
-static uint64_t hash(const char *s)
-{
-    uint64_t h = 0xcbf29ce484222325ULL;
-    for (; *s; s++) {
-        h ^= (unsigned char)*s;
-        h *= 0x100000001b3ULL;
-    }
-    return h;
-}
 
 static long long now_of(struct wisp_md_cache *c)
 {
@@ -168,7 +159,7 @@ static void entry_free(struct entry *e)
 
 static struct entry **slot_of(struct wisp_md_cache *c, const char *key)
 {
-    struct entry **pp = &c->buckets[hash(key) % NBUCKETS];
+    struct entry **pp = &c->buckets[wisp_fnv1a_str(key) % NBUCKETS];
     while (*pp && strcmp((*pp)->key, key) != 0)
         pp = &(*pp)->next;
     return pp;
@@ -259,7 +250,7 @@ static void view_clear(struct wisp_md_cache_view *v)
 
 static struct vref **view_slot(struct wisp_md_cache_view *v, const char *key)
 {
-    struct vref **pp = &v->buckets[hash(key) % VIEW_BUCKETS];
+    struct vref **pp = &v->buckets[wisp_fnv1a_str(key) % VIEW_BUCKETS];
     while (*pp && strcmp((*pp)->tok->key, key) != 0)
         pp = &(*pp)->next;
     return pp;

@@ -8,6 +8,7 @@
 #include <stdatomic.h>
 #include <string.h>
 #include "wisp/alloc.h"
+#include "wisp/hash.h"
 #include "wisp/metadata.h"
 
 /* A power of two, well above the pods one node runs (GKE allows at most
@@ -54,13 +55,10 @@ void wisp_md_limiter_free(struct wisp_md_limiter *l)
     free(l);
 }
 
-static uint64_t hash(const char *s)
+/* The address's key: its hash, never 0 (a free slot). */
+static uint64_t key_of(const char *ip)
 {
-    uint64_t h = 0xcbf29ce484222325ULL;
-    for (; *s; s++) {
-        h ^= (unsigned char)*s;
-        h *= 0x100000001b3ULL;
-    }
+    uint64_t h = wisp_fnv1a_str(ip);
     return h ? h : 1;
 }
 
@@ -85,7 +83,7 @@ int wisp_md_limiter_take(struct wisp_md_limiter *l, const char *ip, uint64_t now
 {
     if (!l)
         return 1;
-    struct slot *s = slot_of(l, hash(ip));
+    struct slot *s = slot_of(l, key_of(ip));
     uint64_t old = atomic_load_explicit(&s->tat, memory_order_relaxed);
     for (;;) {
         uint64_t next = (old > now_ns ? old : now_ns) + l->interval;

@@ -9,6 +9,7 @@
 #include <strings.h>
 #include "wisp/alloc.h"
 #include "wisp/buf.h"
+#include "wisp/hash.h"
 #include "wisp/metadata.h"
 #include "wisp/url.h"
 
@@ -69,11 +70,7 @@ static void bad_request(struct wisp_md_resp *r, const char *why)
 /* FNV-1a, 64 bits, as 16 lowercase hex digits: the ETag of a rendering. */
 static void etag_of(const char *s, size_t n, char out[17])
 {
-    uint64_t h = 0xcbf29ce484222325ULL;
-    for (size_t i = 0; i < n; i++) {
-        h ^= (unsigned char)s[i];
-        h *= 0x100000001b3ULL;
-    }
+    uint64_t h = wisp_fnv1a(WISP_FNV1A_BASIS, s, n);
     snprintf(out, 17, "%016llx", (unsigned long long)h);
 }
 

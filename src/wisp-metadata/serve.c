@@ -12,6 +12,7 @@
 #include <time.h>
 #include <unistd.h>
 #include "wisp/alloc.h"
+#include "wisp/hash.h"
 #include "wisp/log.h"
 #include "md.h"
 
@@ -93,10 +94,7 @@ static int node_says(struct md_thread *t, const char *ip, const char *uid)
     struct md_holder *h = NULL;
     uint64_t gen = 0;
     if (md.pod_addresses_gen && strlen(ip) < sizeof(h->ip)) {
-        uint32_t x = 2166136261u;
-        for (const char *c = ip; *c; c++)
-            x = (x ^ (unsigned char)*c) * 16777619u;
-        h = &t->holders[x % MD_HOLDER_SLOTS];
+        h = &t->holders[wisp_fnv1a_str(ip) % MD_HOLDER_SLOTS];
         gen = atomic_load_explicit(md.pod_addresses_gen, memory_order_acquire);
         if (h->gen == gen && strcmp(h->ip, ip) == 0)
             return h->uid[0] && strcmp(h->uid, uid) == 0;

@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "wisp/alloc.h"
+#include "wisp/hash.h"
 #include "wisp/log.h"
 #include "authz_cache.h"
 
@@ -50,14 +51,6 @@ struct wispd_authz_cache {
     int64_t store_rev; /* the store's revision as this decision reads it */
     struct wispd_authz_cache_stats stats;
 };
-
-static uint64_t hash_key(const char *s)
-{
-    uint64_t h = 0xcbf29ce484222325ULL; /* FNV-1a */
-    for (; *s; s++)
-        h = (h ^ (unsigned char)*s) * 0x100000001b3ULL;
-    return h;
-}
 
 struct wispd_authz_cache *wispd_authz_cache_new(size_t max_entries, size_t max_bytes)
 {
@@ -298,7 +291,7 @@ static struct entry *get(struct wispd_authz_cache *c, struct wisp_txn *txn, char
 {
     char key[WISPD_POLICY_NAME_MAX + 2];
     snprintf(key, sizeof(key), "%c%s", kind, name);
-    uint64_t hash = hash_key(key);
+    uint64_t hash = wisp_fnv1a_str(key);
     struct entry *e = find(c, key, hash);
     if (e) {
         int cur = entry_current(c, txn, e);

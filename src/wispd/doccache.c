@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "wisp/alloc.h"
+#include "wisp/hash.h"
 #include "wispd.h"
 
 #define DOCCACHE_SLOTS 64
@@ -30,13 +31,8 @@ static struct {
 /* FNV-1a over kind NUL name: which slot a document may occupy. */
 static size_t slot_of(const char *kind, const char *name)
 {
-    uint64_t h = 14695981039346656037ULL;
-    for (const char *s = kind; *s; s++)
-        h = (h ^ (unsigned char)*s) * 1099511628211ULL;
-    h *= 1099511628211ULL;
-    for (const char *s = name; *s; s++)
-        h = (h ^ (unsigned char)*s) * 1099511628211ULL;
-    return (size_t)(h % DOCCACHE_SLOTS);
+    uint64_t h = wisp_fnv1a(WISP_FNV1A_BASIS, kind, strlen(kind) + 1);
+    return (size_t)(wisp_fnv1a(h, name, strlen(name)) % DOCCACHE_SLOTS);
 }
 
 static int slot_holds(const struct doccache_slot *s, const struct wisp_doc *d)
